@@ -1,0 +1,109 @@
+"""create_app(settings): assembles the ASGI app from the domain routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from bauhinia import __version__
+from bauhinia.core import routes as core_routes
+from bauhinia.core.database import create_engine, create_sessionmaker
+from bauhinia.core.errors import install_error_handlers, problem_response, wants_html
+from bauhinia.core.keys import KeyRing
+from bauhinia.core.observability import Metrics, configure_logging
+from bauhinia.core.sessions import SessionManager
+from bauhinia.core.web import CsrfFailure, EdgeMiddleware, Templates, templates_of
+from bauhinia.identity import staff_views
+from bauhinia.identity import views as identity_views
+from bauhinia.identity.passkeys import RelyingParty
+from bauhinia.identity.service import IdentityService, RoleRequired, SetupRequired, SignInRequired
+from bauhinia.portal import views as portal_views
+from bauhinia.settings import Settings
+
+PACKAGE = Path(__file__).resolve().parent
+TEMPLATE_DIRS = [PACKAGE / "core" / "templates", PACKAGE / "identity" / "templates", PACKAGE / "portal" / "templates"]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    engine = create_engine(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    keyring = KeyRing(settings.master_secret())
+    metrics = Metrics()
+    public = urlsplit(settings.public_url)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Bauhinia",
+        version=__version__,
+        summary="Open-source digital public infrastructure: identity, consented data exchange, e-Proof.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.keyring = keyring
+    app.state.metrics = metrics
+    app.state.templates = Templates.from_directories(TEMPLATE_DIRS)
+    app.state.session_manager = SessionManager(
+        keyring=keyring,
+        secure=settings.secure_transport,
+        https=public.scheme == "https",
+        idle=timedelta(minutes=settings.session_idle_minutes),
+        absolute=timedelta(hours=settings.session_absolute_hours),
+    )
+    origin = f"{public.scheme}://{public.netloc}"
+    app.state.identity = IdentityService(
+        keyring, RelyingParty(rp_id=public.hostname or "localhost", name="Bauhinia", origin=origin)
+    )
+    install_error_handlers(app)
+    _install_guard_handlers(app)
+    app.mount("/static", StaticFiles(directory=PACKAGE / "core" / "static"), name="static")
+    app.include_router(core_routes.router)
+    app.include_router(portal_views.router)
+    app.include_router(identity_views.router)
+    app.include_router(staff_views.router)
+    app.add_middleware(
+        EdgeMiddleware,
+        max_body_bytes=settings.max_form_bytes,
+        hsts=public.scheme == "https",
+        observe=metrics.observe,
+    )
+    return app
+
+
+def _install_guard_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(request: Request, exc: SignInRequired) -> Response:
+        if wants_html(request) or request.method != "GET":
+            return RedirectResponse(exc.location, status_code=303)
+        return problem_response(401, "Unauthorized", "Sign in first.", headers={"WWW-Authenticate": "Session"})
+
+    @app.exception_handler(SetupRequired)
+    async def _setup(request: Request, exc: SetupRequired) -> Response:
+        return RedirectResponse("/account/setup", status_code=303)
+
+    @app.exception_handler(RoleRequired)
+    async def _role(request: Request, exc: RoleRequired) -> Response:
+        return await templates_of(request).render(request, "error.html", {"status": 403}, status_code=403)
+
+    @app.exception_handler(CsrfFailure)
+    async def _csrf(request: Request, exc: CsrfFailure) -> Response:
+        if not wants_html(request):
+            return problem_response(
+                403, "Forbidden", "The CSRF token was missing or wrong.", type_="urn:bauhinia:problem:csrf"
+            )
+        return await templates_of(request).render(request, "csrf.html", {"status": 403}, status_code=403)

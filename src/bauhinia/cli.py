@@ -1,0 +1,197 @@
+"""The `bauhinia` command: demo, serve, migrate, audit, staff."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bauhinia.settings import Mode, Settings
+
+app = typer.Typer(help="Bauhinia: digital identity, consented data exchange and e-Proof.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+staff_app = typer.Typer(help="Staff accounts for the counter.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(staff_app, name="staff")
+console = Console(stderr=True)
+
+HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
+PortOption = Annotated[int, typer.Option(help="Port to listen on.")]
+DataDirOption = Annotated[Path | None, typer.Option(help="Directory for the SQLite database, keys and demo files.")]
+
+
+def _settings(data_dir: Path | None = None, **overrides: object) -> Settings:
+    values: dict[str, object] = dict(overrides)
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _migrate(settings: Settings) -> None:
+    from bauhinia.migrate import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+
+
+@app.command()
+def migrate(data_dir: DataDirOption = None) -> None:
+    """Bring the database schema up to date (safe to run on every deploy; one node migrates at a time)."""
+    settings = _settings(data_dir)
+    _migrate(settings)
+    console.print("[green]Database is up to date.[/green]")
+
+
+@app.command()
+def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000, data_dir: DataDirOption = None) -> None:
+    """Serve the platform (settings from BAUHINIA_* variables)."""
+    from bauhinia.app import create_app
+
+    settings = _settings(data_dir)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@app.command()
+def demo(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+    data_dir: Annotated[Path, typer.Option(help="Directory for the demo's database and files.")] = Path(
+        "bauhinia-data"
+    ),
+    seed_only: Annotated[
+        bool, typer.Option("--seed-only", help="Migrate and seed, then exit without serving.")
+    ] = False,
+) -> None:
+    """Migrate an embedded SQLite database, seed demo residents and staff, and serve everything on one port."""
+    from bauhinia.app import create_app
+
+    public_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104 (a comparison)
+    settings = _settings(data_dir, mode=Mode.DEMO, public_url=public_url)
+    with console.status("Migrating the database…"):
+        _migrate(settings)
+    application = create_app(settings)
+    accounts = asyncio.run(_seed(application, settings))
+    _print_welcome(public_url, accounts, settings.data_dir)
+    if not seed_only:
+        uvicorn.run(
+            application, host=host, port=port, loop="uvloop", http="httptools", log_level="warning", access_log=False
+        )
+
+
+async def _seed(application: object, settings: Settings) -> list[object]:
+    from datetime import date
+
+    from bauhinia.seed import seed_demo
+
+    state = application.state  # type: ignore[attr-defined]
+    async with state.sessionmaker() as db:
+        accounts = await seed_demo(db, state.identity, settings.data_dir, date.today())
+    await state.engine.dispose()
+    return list(accounts)
+
+
+def _print_welcome(url: str, accounts: list[object], data_dir: Path) -> None:
+    out = Console(soft_wrap=True)
+    out.print(f"\n[bold]Bauhinia is running at[/bold] {url}")
+    out.print(f"  Staff area: {url}/staff   API description: {url}/docs   Health: {url}/readyz")
+    out.print(f"\n[bold]Demo accounts[/bold] (also in {data_dir / 'demo-accounts.json'}):")
+    for account in accounts:
+        a = account
+        out.print(f"  [cyan]{a.login}[/cyan] ({a.kind}): {a.description}")  # type: ignore[attr-defined]
+        out.print(f"      password: {a.password}   authenticator app key: {a.totp_secret}")  # type: ignore[attr-defined]
+    out.print(
+        "\nAdd a key to an authenticator app, or print the current code: "
+        f"bauhinia demo-code LOGIN --data-dir {data_dir}"
+    )
+
+
+@app.command("demo-code")
+def demo_code(login: str, data_dir: Annotated[Path, typer.Option()] = Path("bauhinia-data")) -> None:
+    """Print the current authenticator-app code of a demo account (demo data only)."""
+    from bauhinia.identity import totp
+
+    accounts = json.loads((data_dir / "demo-accounts.json").read_text())
+    match = next((a for a in accounts if a["login"] == login), None)
+    if match is None:
+        console.print(f"[red]No demo account {login!r}.[/red]")
+        raise typer.Exit(1)
+    typer.echo(totp.current_code(match["totp_secret"]))
+
+
+@audit_app.command("verify")
+def audit_verify(data_dir: DataDirOption = None) -> None:
+    """Recompute the audit log's hash chain from the first event; exit 1 at the first broken link."""
+    from bauhinia.core import audit
+    from bauhinia.core.database import create_engine, create_sessionmaker
+
+    settings = _settings(data_dir)
+
+    async def run() -> audit.ChainReport:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            async with create_sessionmaker(engine)() as db:
+                total = await audit.count_events(db)
+                with Progress(
+                    TextColumn("Verifying audit log"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    console=console,
+                ) as progress:
+                    task = progress.add_task("verify", total=total)
+                    return await audit.verify_chain(db, lambda n: progress.advance(task, n))
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(run())
+    if report.ok:
+        typer.echo(f"OK: {report.events} events, chain intact.")
+        return
+    typer.echo(f"BROKEN at event {report.first_bad_seq}: {report.reason} ({report.events} events verified before it).")
+    raise typer.Exit(1)
+
+
+@staff_app.command("add")
+def staff_add(
+    username: str,
+    display_name: Annotated[str, typer.Option("--name", help="The name residents see.")],
+    role: Annotated[list[str], typer.Option(help="officer or admin; repeat for several.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create a staff account; prints its one-time password and authenticator key once."""
+    import secrets
+
+    from bauhinia.app import create_app
+    from bauhinia.identity import totp
+    from bauhinia.identity.service import IdentityError
+
+    settings = _settings(data_dir)
+    application = create_app(settings)
+    password = "-".join(secrets.token_urlsafe(6) for _ in range(4))
+    secret = totp.new_secret()
+
+    async def run() -> None:
+        async with application.state.sessionmaker() as db:
+            await application.state.identity.create_staff(db, username, display_name, role, password, secret)
+        await application.state.engine.dispose()
+
+    try:
+        asyncio.run(run())
+    except IdentityError as error:
+        console.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(1) from error
+    typer.echo(json.dumps({"username": username, "password": password, "totp_secret": secret}))

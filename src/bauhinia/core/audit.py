@@ -1,0 +1,144 @@
+"""The tamper-evident audit log: every security event, hash-chained from the first record on.
+
+Each event's hash covers its own fields and the previous event's hash, so any
+change, removal or reordering of a stored event breaks the chain at that point.
+Appends serialise on a single head row (``SELECT … FOR UPDATE`` on PostgreSQL;
+SQLite serialises writers at ``BEGIN IMMEDIATE``), so the chain never forks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Integer, String, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bauhinia.core.database import Base, UTCDateTime, utcnow
+
+GENESIS_HASH = "0" * 64
+VERIFY_BATCH = 1000
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    event_type: Mapped[str] = mapped_column(String(64), index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str] = mapped_column(String(128), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHead(Base):
+    """One row: the sequence number and hash of the newest event."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+def event_hash(
+    seq: int, at: datetime, event_type: str, actor: str, subject: str, data: dict[str, Any], prev_hash: str
+) -> str:
+    body = {
+        "seq": seq,
+        "at": at.isoformat(),
+        "type": event_type,
+        "actor": actor,
+        "subject": subject,
+        "data": data,
+        "prev": prev_hash,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def record(
+    session: AsyncSession, event_type: str, *, actor: str, subject: str, data: dict[str, Any] | None = None
+) -> AuditEvent:
+    """Append an event in the caller's transaction; it is durable when the caller commits."""
+    payload = dict(data or {})
+    head = (await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())).scalar_one_or_none()
+    if head is None:
+        head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
+        session.add(head)
+    seq = head.seq + 1
+    at = utcnow()
+    digest = event_hash(seq, at, event_type, actor, subject, payload, head.hash)
+    event = AuditEvent(
+        seq=seq,
+        at=at,
+        event_type=event_type,
+        actor=actor,
+        subject=subject,
+        data=payload,
+        prev_hash=head.hash,
+        hash=digest,
+    )
+    session.add(event)
+    head.seq, head.hash = seq, digest
+    await session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    events: int
+    ok: bool
+    first_bad_seq: int | None = None
+    reason: str = ""
+
+
+async def verify_chain(session: AsyncSession, progress: Callable[[int], None] | None = None) -> ChainReport:
+    """Recompute the whole chain; report the first event that does not fit."""
+    prev_hash, expected_seq, checked = GENESIS_HASH, 1, 0
+    while True:
+        batch = (
+            await session.execute(
+                select(AuditEvent).where(AuditEvent.seq >= expected_seq).order_by(AuditEvent.seq).limit(VERIFY_BATCH)
+            )
+        ).scalars()
+        rows = list(batch)
+        if not rows:
+            break
+        for event in rows:
+            problem = _event_problem(event, expected_seq, prev_hash)
+            if problem:
+                return ChainReport(checked, False, event.seq if event.seq == expected_seq else expected_seq, problem)
+            prev_hash, expected_seq, checked = event.hash, expected_seq + 1, checked + 1
+        if progress:
+            progress(len(rows))
+    head = (await session.execute(select(AuditHead).where(AuditHead.id == 1))).scalar_one_or_none()
+    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+    if (head_seq, head_hash) != (checked, prev_hash):
+        return ChainReport(checked, False, checked + 1, "the chain ends before its recorded head (events removed)")
+    return ChainReport(checked, True)
+
+
+def _event_problem(event: AuditEvent, expected_seq: int, prev_hash: str) -> str:
+    if event.seq != expected_seq:
+        return f"event {expected_seq} is missing"
+    if event.prev_hash != prev_hash:
+        return "the event does not link to the one before it"
+    digest = event_hash(event.seq, event.at, event.event_type, event.actor, event.subject, event.data, prev_hash)
+    if digest != event.hash:
+        return "the event's contents do not match its hash (altered)"
+    return ""
+
+
+async def count_events(session: AsyncSession) -> int:
+    head = (await session.execute(select(AuditHead.seq).where(AuditHead.id == 1))).scalar_one_or_none()
+    return head or 0

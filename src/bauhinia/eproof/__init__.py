@@ -1,0 +1,1 @@
+"""e-Proof verifiable credentials and the transparency log (planned: issue 5)."""

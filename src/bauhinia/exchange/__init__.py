@@ -1,0 +1,1 @@
+"""The consented data exchange gateway (planned: issue 4)."""

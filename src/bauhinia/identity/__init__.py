@@ -1,0 +1,1 @@
+"""Residents, staff, authenticators, sign-in and identity assurance."""

@@ -1,0 +1,8 @@
+"""Import every domain's tables so that Base.metadata is complete (for Alembic and tests)."""
+
+from __future__ import annotations
+
+
+def load_all_models() -> None:
+    from bauhinia.core import audit, sessions  # noqa: F401
+    from bauhinia.identity import models  # noqa: F401

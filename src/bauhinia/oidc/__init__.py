@@ -1,0 +1,1 @@
+"""The OpenID provider (planned: issue 3)."""

@@ -1,0 +1,87 @@
+"""Platform settings from BAUHINIA_* environment variables.
+
+Outside the ``demo`` and ``dev`` modes the settings refuse to load when they are
+unsafe: a missing or short secret, a public URL that is not HTTPS.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32
+
+
+class Mode(StrEnum):
+    DEMO = "demo"
+    DEV = "dev"
+    PRODUCTION = "production"
+
+
+class UnsafeSettingsError(ValueError):
+    """Raised when settings would run a production deployment insecurely."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BAUHINIA_", extra="ignore")
+
+    mode: Mode = Mode.PRODUCTION
+    data_dir: Path = Path("bauhinia-data")
+    database_url: str = ""
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Master secret (at least 32 bytes); per-purpose keys are derived from it with HKDF.",
+    )
+    sqlite_synchronous: str = "FULL"
+    max_form_bytes: int = 64 * 1024
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Self:
+        if self.mode in (Mode.DEMO, Mode.DEV):
+            return self
+        problems: list[str] = []
+        secret = self.secret_key.get_secret_value() if self.secret_key else ""
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            problems.append(f"BAUHINIA_SECRET_KEY must be set to at least {MIN_SECRET_BYTES} random bytes")
+        if urlsplit(self.public_url).scheme != "https":
+            problems.append("BAUHINIA_PUBLIC_URL must be an https:// URL in production")
+        if problems:
+            raise UnsafeSettingsError("; ".join(problems))
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'bauhinia.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def secure_transport(self) -> bool:
+        """HTTPS, or plain HTTP on a loopback address (browsers treat it as secure)."""
+        parts = urlsplit(self.public_url)
+        return parts.scheme == "https" or parts.hostname in {"127.0.0.1", "localhost", "::1"}
+
+    def master_secret(self) -> bytes:
+        """The master secret: configured, or (demo/dev only) generated once into the data directory."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        return path.read_text().strip().encode()
