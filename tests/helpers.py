@@ -32,6 +32,7 @@ def id_number(prefix: str, digits: str) -> str:
 
 @dataclass
 class TestResident:
+    __test__ = False  # a fixture's product, not a test class
     id: str
     email: str
     password: str

@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Open-source digital public infrastructure: identity, consented data exchange, e-Proof.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # Swagger UI would load scripts from a CDN, which the CSP (rightly) refuses
         redoc_url=None,
     )
     app.state.settings = settings

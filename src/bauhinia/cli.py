@@ -107,7 +107,7 @@ async def _seed(application: object, settings: Settings) -> list[object]:
 def _print_welcome(url: str, accounts: list[object], data_dir: Path) -> None:
     out = Console(soft_wrap=True)
     out.print(f"\n[bold]Bauhinia is running at[/bold] {url}")
-    out.print(f"  Staff area: {url}/staff   API description: {url}/docs   Health: {url}/readyz")
+    out.print(f"  Staff area: {url}/staff   API description: {url}/openapi.json   Health: {url}/readyz")
     out.print(f"\n[bold]Demo accounts[/bold] (also in {data_dir / 'demo-accounts.json'}):")
     for account in accounts:
         a = account

@@ -24,8 +24,11 @@ class Mode(StrEnum):
     PRODUCTION = "production"
 
 
-class UnsafeSettingsError(ValueError):
-    """Raised when settings would run a production deployment insecurely."""
+class UnsafeSettingsError(Exception):
+    """Raised when settings would run a production deployment insecurely.
+
+    Not a ValueError: pydantic would wrap a ValueError into a ValidationError and lose this type.
+    """
 
 
 class Settings(BaseSettings):

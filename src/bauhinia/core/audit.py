@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Integer, String, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -71,10 +72,7 @@ async def record(
 ) -> AuditEvent:
     """Append an event in the caller's transaction; it is durable when the caller commits."""
     payload = dict(data or {})
-    head = (await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())).scalar_one_or_none()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
-        session.add(head)
+    head = await _locked_head(session)
     seq = head.seq + 1
     at = utcnow()
     digest = event_hash(seq, at, event_type, actor, subject, payload, head.hash)
@@ -92,6 +90,21 @@ async def record(
     head.seq, head.hash = seq, digest
     await session.flush()
     return event
+
+
+async def _locked_head(session: AsyncSession) -> AuditHead:
+    """The head row, locked until the caller's transaction ends; created by the first event ever."""
+    locked = select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    head = (await session.execute(locked)).scalar_one_or_none()
+    if head is None:
+        # Two first events may race: the loser's insert waits for the winner's row, then does nothing,
+        # and both lock that one row, instead of both inserting event 1.
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        await session.execute(
+            insert(AuditHead).values(id=1, seq=0, hash=GENESIS_HASH).on_conflict_do_nothing(index_elements=["id"])
+        )
+        head = (await session.execute(locked)).scalar_one()
+    return head
 
 
 @dataclass(frozen=True)

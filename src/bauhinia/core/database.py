@@ -96,7 +96,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         # The web layer's helpers (CSRF token, session touch) reuse this request's session:
         # on SQLite a second connection would wait for this one's write lock.
         request.state.db = session
-        yield session
+        try:
+            yield session
+        finally:
+            # An error page rendered after this point (exception handlers run once the dependency
+            # has exited) must open its own session: this one is closed, and reusing it would leave
+            # a transaction — on SQLite the write lock — open with nobody to end it.
+            request.state.db = None
+            await request.close()  # uploaded files in a parsed form
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -54,12 +54,18 @@ async def metrics(request: Request) -> PlainTextResponse:
 
 
 @router.get("/language/{language}", include_in_schema=False)
-async def switch_language(language: str, next: str = "/") -> RedirectResponse:
+async def switch_language(request: Request, language: str, next: str = "/") -> RedirectResponse:
     """Remember a language choice. A GET link, so the switcher works without JavaScript or a form."""
     response = RedirectResponse(safe_next(next), status_code=303)
     chosen = i18n.normalise(language)
     if chosen in i18n.LANGUAGES:
         response.set_cookie(
-            i18n.LANGUAGE_COOKIE, chosen, max_age=365 * 24 * 3600, httponly=True, samesite="lax", path="/"
+            i18n.LANGUAGE_COOKIE,
+            chosen,
+            max_age=365 * 24 * 3600,
+            httponly=True,
+            secure=request.app.state.settings.secure_transport,
+            samesite="lax",
+            path="/",
         )
     return response

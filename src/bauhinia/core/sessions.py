@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import JSON, String, delete, select
+from sqlalchemy import JSON, String, delete, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -74,6 +74,9 @@ class SessionManager:
         cache_key = f"web_session_{kind.value}"
         if hasattr(request.state, cache_key):
             cached: WebSession | None = getattr(request.state, cache_key)
+            if cached is not None and inspect(cached).expired:
+                # A rollback expired it; reading an attribute now would be IO outside the event loop.
+                await db.refresh(cached)
             return cached
         token = request.cookies.get(self.cookie_name(kind), "")
         found = None
@@ -128,6 +131,25 @@ class SessionManager:
             row = await self.start(request, db, kind)
             await db.commit()
         return row
+
+    async def take(self, db: AsyncSession, row: WebSession, key: str) -> Any:
+        """Remove and return a one-time value (a WebAuthn challenge) from the session.
+
+        The row is locked (``SELECT … FOR UPDATE``; SQLite serialises at ``BEGIN IMMEDIATE``)
+        and re-read, so two requests racing with one value cannot both receive it.
+        """
+        await db.commit()
+        fresh = await db.scalar(
+            select(WebSession)
+            .where(WebSession.id_hash == row.id_hash)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        value = fresh.state.get(key) if fresh is not None else None
+        if fresh is not None and value is not None:
+            mutate_state(fresh, **{key: None})
+        await db.commit()
+        return value
 
     async def end(self, request: Request, db: AsyncSession, row: WebSession) -> None:
         await db.delete(row)

@@ -60,8 +60,9 @@ def parse(text: str) -> IdNumber:
     """Parse ``A123456(3)``, ``a1234563`` or ``A 123456 (3)``; raise InvalidIdNumber with the reason."""
     if len(text) > MAX_INPUT_LENGTH:
         raise InvalidIdNumber("The identity card number is too long.")
-    compact = re.sub(r"[\s()]", "", text).upper()
-    match = _PATTERN.match(compact)
+    compact = re.sub(r"[\s()]", "", text)
+    # Upper-case only ASCII: "ſ" (long s) and "ı" (dotless i) would otherwise become S and I.
+    match = _PATTERN.match(compact.upper()) if compact.isascii() else None
     if match is None:
         raise InvalidIdNumber("Enter the identity card number as printed on the card, like A123456(3).")
     prefix, digits, check = match.groups()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -41,14 +42,26 @@ def policy_problem(password: str, personal: Sequence[str] = ()) -> str | None:
         return N_("Use at most 128 characters.")
     inputs = []
     for value in personal:
-        words = value.lower().replace("@", " ").replace(".", " ").split()
-        inputs += [word for word in words if len(word) >= 3] + ["".join(words)]
-    result = zxcvbn(password[:SCORED_PREFIX], user_inputs=inputs)
+        lowered = value.lower()
+        words = lowered.replace("@", " ").replace(".", " ").split()
+        inputs += [word for word in words if len(word) >= 3] + ["".join(words), lowered]
+    scored = password[:SCORED_PREFIX]
+    result = zxcvbn(scored, user_inputs=inputs)
     if result["score"] < MIN_SCORE:
-        if any(match.get("dictionary_name") == "user_inputs" for match in result["sequence"]):
+        if _uses_personal_details(result):
             return N_("Do not use your name, email address or identity card number in your password.")
         return N_("This password is too common or too easy to guess. Try a few unrelated words.")
+    # Spaces and punctuation do not hide a name: "Chan Tai Man 1990" is scored as "ChanTaiMan1990" too.
+    compact = "".join(character for character in scored if character.isalnum())
+    if compact != scored:
+        result = zxcvbn(compact, user_inputs=inputs)
+        if result["score"] < MIN_SCORE and _uses_personal_details(result):
+            return N_("Do not use your name, email address or identity card number in your password.")
     return None
+
+
+def _uses_personal_details(result: dict[str, Any]) -> bool:
+    return any(match.get("dictionary_name") == "user_inputs" for match in result["sequence"])
 
 
 def hash_password(password: str) -> str:

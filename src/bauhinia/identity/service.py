@@ -133,7 +133,8 @@ class IdentityService:
     ) -> Resident:
         """Create the resident and their password in one transaction, or raise and create nothing."""
         problem = passwords.policy_problem(
-            form.password, [form.english_surname, form.english_given_names, form.email, form.id_number.canonical]
+            form.password,
+            [*_names(form.english_surname, form.english_given_names), form.email, form.id_number.canonical],
         )
         if problem:
             raise IdentityError(problem, "password")
@@ -157,28 +158,28 @@ class IdentityService:
             created_at=now,
         )
         db.add(resident)
-        await db.flush()
-        db.add(_authenticator(resident.id, AuthenticatorKind.PASSWORD, password_hash=password_hash))
-        if form.guardian is not None:
-            db.add(
-                GuardianConsent(
-                    resident_id=resident.id,
-                    guardian_name=form.guardian.name,
-                    guardian_id_number_hash=self.id_number_hash(form.guardian.id_number),
-                    guardian_id_number_masked=form.guardian.id_number.masked,
-                    relationship_to_resident=form.guardian.relationship,
-                    recorded_at=now,
-                    recorded_by="online-declaration",
+        try:  # the unique constraints decide a race between two registrations of the same person
+            await db.flush()
+            db.add(_authenticator(resident.id, AuthenticatorKind.PASSWORD, password_hash=password_hash))
+            if form.guardian is not None:
+                db.add(
+                    GuardianConsent(
+                        resident_id=resident.id,
+                        guardian_name=form.guardian.name,
+                        guardian_id_number_hash=self.id_number_hash(form.guardian.id_number),
+                        guardian_id_number_masked=form.guardian.id_number.masked,
+                        relationship_to_resident=form.guardian.relationship,
+                        recorded_at=now,
+                        recorded_by="online-declaration",
+                    )
                 )
+            await audit.record(
+                db,
+                "resident.registered",
+                actor=actor(resident.id),
+                subject=actor(resident.id),
+                data={"client": client, "minor": age_on(form.date_of_birth, today) < 18},
             )
-        await audit.record(
-            db,
-            "resident.registered",
-            actor=actor(resident.id),
-            subject=actor(resident.id),
-            data={"client": client, "minor": age_on(form.date_of_birth, today) < 18},
-        )
-        try:
             await db.commit()
         except IntegrityError as exc:  # a concurrent registration won the race
             await db.rollback()
@@ -303,10 +304,11 @@ class IdentityService:
         if until:
             raise ThrottledError(throttle.minutes_left(until))
         credential_id = passkeys.credential_id_of(response)
+        # Locked: two uses of one credential at once must see each other's sign count.
         device = await db.scalar(
-            select(Authenticator).where(
-                Authenticator.credential_id == credential_id, Authenticator.kind == AuthenticatorKind.PASSKEY
-            )
+            select(Authenticator)
+            .where(Authenticator.credential_id == credential_id, Authenticator.kind == AuthenticatorKind.PASSKEY)
+            .with_for_update()
         )
         if device is None or device.public_key is None:
             await self._failed(db, None, client, "passkey-unknown")
@@ -478,7 +480,7 @@ class IdentityService:
         assert resident is not None
         stored = _first(resident, AuthenticatorKind.PASSWORD)
         problem = passwords.policy_problem(
-            new, [resident.english_surname, resident.english_given_names, resident.email]
+            new, [*_names(resident.english_surname, resident.english_given_names), resident.email]
         )
         if problem:
             raise IdentityError(problem, "new_password")
@@ -506,7 +508,7 @@ class IdentityService:
     # --- assisted digital: recovery with a code from an officer ----------------------------------
 
     async def recover_with_reset_code(self, db: AsyncSession, email: str, code: str, *, client: str) -> str:
-        """Exchange an officer's reset code for a restricted session; strong methods are cleared for re-enrolment."""
+        """Exchange an officer's reset code for a restricted session; every sign-in method is cleared."""
         until = await throttle.locked_until(db, [throttle.address_key(client)])
         if until:
             raise ThrottledError(throttle.minutes_left(until))
@@ -530,12 +532,9 @@ class IdentityService:
             await self._failed(db, resident.id if resident else None, client, "reset-code")
             raise IdentityError(N_("The email address or reset code is wrong, or the code has expired."))
         issued.used_at = now
-        await db.execute(
-            delete(Authenticator).where(
-                Authenticator.resident_id == resident.id,
-                Authenticator.kind.in_([AuthenticatorKind.TOTP, AuthenticatorKind.PASSKEY, AuthenticatorKind.RECOVERY]),
-            )
-        )
+        # Every method goes, the password too: the resident may have forgotten it, and whoever
+        # knew it or held the old phone must not keep a way in. They choose a new password next.
+        await db.execute(delete(Authenticator).where(Authenticator.resident_id == resident.id))
         await throttle.clear(db, throttle.account_key(resident.id))
         await audit.record(
             db,
@@ -671,6 +670,8 @@ class IdentityService:
         await db.commit()
 
     async def unlock(self, db: AsyncSession, staff: StaffMember, resident_id: str) -> None:
+        if await db.get(Resident, resident_id) is None:
+            raise IdentityError(N_("That resident was not found."))
         await throttle.clear(db, throttle.account_key(resident_id))
         await audit.record(db, "staff.unlocked_account", actor=staff_actor(staff.id), subject=actor(resident_id))
         await db.commit()
@@ -731,6 +732,11 @@ def can_sign_in(authenticators: Sequence[Authenticator]) -> bool:
 
 def has_strong_authenticator(resident: Resident) -> bool:
     return any(a.kind in STRONG_KINDS for a in resident.authenticators)
+
+
+def _names(surname: str, given_names: str) -> list[str]:
+    """A resident's names as the password policy should recognise them, the full name in either order too."""
+    return [surname, given_names, f"{given_names} {surname}", f"{surname} {given_names}"]
 
 
 def _first(resident: Resident, kind: AuthenticatorKind) -> Authenticator | None:

@@ -18,7 +18,7 @@ from bauhinia.identity.service import (
     identity_service,
     session_manager,
 )
-from bauhinia.identity.views import options_in, render, text_field, translated
+from bauhinia.identity.views import clean_text, options_in, render, text_field, translated
 
 router = APIRouter(prefix="/staff", dependencies=[Depends(verify_csrf)], include_in_schema=False)
 
@@ -27,6 +27,11 @@ DOCUMENT_LABELS = {
     "hkid-card": N_("Hong Kong Identity Card"),
     "hkid-card-and-birth-certificate": N_("Identity card, with birth certificate for a minor"),
 }
+
+
+def _id(resident_id: str) -> str:
+    """A resident id from the path, bounded and safe to look up."""
+    return clean_text(resident_id[:36])
 
 
 @router.get("/signin")
@@ -79,7 +84,7 @@ async def staff_sign_out(request: Request, db: SessionDep) -> RedirectResponse:
 
 @router.get("")
 async def staff_home(request: Request, db: SessionDep, staff: Officer, q: str = "") -> Response:
-    query = q.strip()[:254]
+    query = clean_text(q.strip()[:254])
     if query:
         found = await identity_service(request).find_resident(db, query)
         if found is not None:
@@ -89,7 +94,7 @@ async def staff_home(request: Request, db: SessionDep, staff: Officer, q: str = 
 
 @router.get("/residents/{resident_id}")
 async def resident_page(request: Request, resident_id: str, db: SessionDep, staff: Officer) -> Response:
-    return await _resident_page(request, db, staff, resident_id[:36], errors={}, notice="")
+    return await _resident_page(request, db, staff, _id(resident_id), errors={}, notice="")
 
 
 async def _resident_page(
@@ -127,7 +132,7 @@ async def verify_identity(request: Request, resident_id: str, db: SessionDep, st
         await identity_service(request).verify_identity(
             db,
             staff,
-            resident_id[:36],
+            _id(resident_id),
             id_number=text_field(form, "id_number")[:32],
             channel=text_field(form, "channel"),
             document=text_field(form, "document"),
@@ -138,31 +143,34 @@ async def verify_identity(request: Request, resident_id: str, db: SessionDep, st
             request,
             db,
             staff,
-            resident_id[:36],
+            _id(resident_id),
             errors={error.field or "channel": translated(request, error)},
             notice="",
             status=400,
         )
-    return await _resident_page(request, db, staff, resident_id[:36], errors={}, notice=N_("Identity verified."))
+    return await _resident_page(request, db, staff, _id(resident_id), errors={}, notice=N_("Identity verified."))
 
 
 @router.post("/residents/{resident_id}/unlock")
 async def unlock(request: Request, resident_id: str, db: SessionDep, staff: Officer) -> Response:
-    await identity_service(request).unlock(db, staff, resident_id[:36])
-    return await _resident_page(request, db, staff, resident_id[:36], errors={}, notice=N_("Sign-in is unlocked."))
+    try:
+        await identity_service(request).unlock(db, staff, _id(resident_id))
+    except IdentityError:
+        return await render(request, "error.html", 404, status=404)
+    return await _resident_page(request, db, staff, _id(resident_id), errors={}, notice=N_("Sign-in is unlocked."))
 
 
 @router.post("/residents/{resident_id}/reset-code")
 async def reset_code(request: Request, resident_id: str, db: SessionDep, staff: Officer) -> Response:
     try:
-        code = await identity_service(request).issue_reset_code(db, staff, resident_id[:36])
+        code = await identity_service(request).issue_reset_code(db, staff, _id(resident_id))
     except IdentityError:
         return await render(request, "error.html", 404, status=404)
     return await _resident_page(
         request,
         db,
         staff,
-        resident_id[:36],
+        _id(resident_id),
         errors={},
         notice=N_("Give the resident this reset code."),
         reset_code=code,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bauhinia.core.database import utcnow
@@ -43,10 +44,18 @@ async def locked_until(db: AsyncSession, keys: list[str]) -> datetime | None:
 async def record_failure(db: AsyncSession, key: str, limit: Limit) -> bool:
     """Count a failure; return True when this failure locks the key."""
     now = utcnow()
-    row = (await db.execute(select(SignInThrottle).where(SignInThrottle.key == key).with_for_update())).scalar()
+    locked = select(SignInThrottle).where(SignInThrottle.key == key).with_for_update()
+    row = (await db.execute(locked)).scalar()
     if row is None:
-        row = SignInThrottle(key=key, failures=0, window_started_at=now)
-        db.add(row)
+        # Concurrent first failures for a key: the loser's insert waits for the winner's row and
+        # does nothing, then both lock that row (two plain INSERTs would collide: a server error).
+        insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
+        await db.execute(
+            insert(SignInThrottle)
+            .values(key=key, failures=0, window_started_at=now)
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
+        row = (await db.execute(locked)).scalar_one()
     if row.window_started_at + WINDOW <= now:
         row.failures, row.window_started_at, row.locked_until = 0, now, None
     row.failures += 1

@@ -24,30 +24,36 @@ def current_code(secret: str, at: float | None = None) -> str:
     return pyotp.TOTP(secret, digits=DIGITS, interval=INTERVAL).at(at if at is not None else time.time())
 
 
+def _clean(code: str) -> str | None:
+    """Six ASCII digits, or None (str.isdigit() also accepts full-width and superscript digits)."""
+    code = code.strip().replace(" ", "")
+    return code if len(code) == DIGITS and code.isascii() and code.isdigit() else None
+
+
 def matching_step(secret: str, code: str, last_step: int | None, at: float | None = None) -> int | None:
     """The time step the code belongs to, if it is valid and newer than the last one used.
 
     Returns None for a wrong code and for a replay (a step at or before ``last_step``).
     """
-    code = code.strip().replace(" ", "")
-    if len(code) != DIGITS or not code.isdigit():
+    cleaned = _clean(code)
+    if cleaned is None:
         return None
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=INTERVAL)
     now_step = int((at if at is not None else time.time()) // INTERVAL)
     for step in range(now_step - DRIFT_STEPS, now_step + DRIFT_STEPS + 1):
-        if hmac.compare_digest(totp.generate_otp(step), code):
+        if hmac.compare_digest(totp.generate_otp(step), cleaned):
             return step if last_step is None or step > last_step else None
     return None
 
 
 def is_replay(secret: str, code: str, last_step: int | None, at: float | None = None) -> bool:
     """The code is right but its step was already used: worth a specific message and an audit event."""
-    if last_step is None:
+    cleaned = _clean(code)
+    if last_step is None or cleaned is None:
         return False
-    code = code.strip().replace(" ", "")
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=INTERVAL)
     now_step = int((at if at is not None else time.time()) // INTERVAL)
     return any(
-        hmac.compare_digest(totp.generate_otp(step), code) and step <= last_step
+        hmac.compare_digest(totp.generate_otp(step), cleaned) and step <= last_step
         for step in range(now_step - DRIFT_STEPS, now_step + DRIFT_STEPS + 1)
     )

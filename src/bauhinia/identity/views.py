@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.datastructures import FormData
 
 from bauhinia.core.database import SessionDep, utcnow
+from bauhinia.core.errors import problem_response
 from bauhinia.core.i18n import N_
 from bauhinia.core.sessions import SessionKind, mutate_state
 from bauhinia.core.web import language_of, redirect, safe_next, templates_of, translator_of, verify_csrf
@@ -35,9 +36,14 @@ GENDER_OPTIONS = (("F", N_("Female")), ("M", N_("Male")), ("X", N_("X (unspecifi
 RELATIONSHIP_OPTIONS = (("parent", N_("Parent")), ("guardian", N_("Legal guardian")))
 
 
+def clean_text(value: str) -> str:
+    """Text the database can hold: PostgreSQL refuses NUL characters (and no person types one)."""
+    return value.replace("\x00", "\ufffd")
+
+
 def text_field(form: FormData, name: str) -> str:
     value = form.get(name, "")
-    return value if isinstance(value, str) else ""
+    return clean_text(value) if isinstance(value, str) else ""
 
 
 def translated(request: Request, error: IdentityError) -> str:
@@ -213,13 +219,12 @@ async def passkey_sign_in_options(request: Request, db: SessionDep) -> Response:
 
 @router.post("/signin/passkey")
 async def passkey_sign_in(request: Request, db: SessionDep) -> JSONResponse:
-    row = await session_manager(request).load(request, db, SessionKind.RESIDENT)
-    challenge_text = row.state.get("passkey_signin_challenge") if row else None
-    if row is None or not isinstance(challenge_text, str):
-        return _json_error(request, N_("Your sign-in has expired. Start again."), 400)
+    manager = session_manager(request)
+    row = await manager.load(request, db, SessionKind.RESIDENT)
     # The challenge is spent before the response is checked: an assertion can never be replayed.
-    mutate_state(row, passkey_signin_challenge=None)
-    await db.commit()
+    challenge_text = await manager.take(db, row, "passkey_signin_challenge") if row else None
+    if not isinstance(challenge_text, str):
+        return _json_error(request, N_("Your sign-in has expired. Start again."), 400)
     next_path = safe_next(request.query_params.get("next"), "/account")
     try:
         response = passkeys.parse_json(await request.body())
@@ -235,7 +240,10 @@ async def passkey_sign_in(request: Request, db: SessionDep) -> JSONResponse:
 
 
 def _json_error(request: Request, message: str, status: int, **params: object) -> JSONResponse:
-    return JSONResponse({"error": translator_of(request).gettext(message, **params)}, status_code=status)
+    """Problem details (RFC 9457) whose detail is already in the resident's language."""
+    return problem_response(
+        status, "Bad Request", translator_of(request).gettext(message, **params), type_="urn:bauhinia:problem:passkey"
+    )
 
 
 @router.post("/signout")
@@ -330,16 +338,15 @@ async def passkey_registration_options(request: Request, db: SessionDep, residen
 
 @router.post("/account/passkeys")
 async def passkey_register(request: Request, db: SessionDep, resident: SignedInResident) -> JSONResponse:
-    row = await session_manager(request).load(request, db, SessionKind.RESIDENT)
+    manager = session_manager(request)
+    row = await manager.load(request, db, SessionKind.RESIDENT)
     assert row is not None
-    challenge_text = row.state.get("passkey_register_challenge")
+    challenge_text = await manager.take(db, row, "passkey_register_challenge")
     if not isinstance(challenge_text, str):
         return _json_error(request, N_("Your passkey could not be registered. Try again."), 400)
-    mutate_state(row, passkey_register_challenge=None)
-    await db.commit()
     try:
         response = passkeys.parse_json(await request.body())
-        label = str(request.query_params.get("label", ""))
+        label = clean_text(str(request.query_params.get("label", "")))
         codes = await identity_service(request).add_passkey(
             db, resident.id, response, passkeys.challenge_from_text(challenge_text), label
         )
@@ -355,13 +362,12 @@ async def passkey_register(request: Request, db: SessionDep, resident: SignedInR
 @router.get("/account/recovery-codes")
 async def recovery_codes(request: Request, db: SessionDep, resident: AccountHolder) -> Response:
     """Fresh codes are shown exactly once, then forgotten: only their hashes are kept."""
-    row = await session_manager(request).load(request, db, SessionKind.RESIDENT)
+    manager = session_manager(request)
+    row = await manager.load(request, db, SessionKind.RESIDENT)
     assert row is not None
-    codes = row.state.get("fresh_recovery_codes")
+    codes = await manager.take(db, row, "fresh_recovery_codes")
     if not isinstance(codes, list):
         return redirect("/account")
-    mutate_state(row, fresh_recovery_codes=None)
-    await db.commit()
     return await render(request, "identity/recovery_codes.html", codes=codes)
 
 
@@ -382,7 +388,8 @@ async def remove_authenticator(
     try:
         await identity_service(request).remove_authenticator(db, resident.id, authenticator_id[:36])
     except IdentityError as error:
-        await db.rollback()
+        # The service refuses before it changes anything. A rollback here would expire the loaded
+        # resident, and reading resident.id afterwards would be IO outside the event loop.
         fresh = await identity_service(request).resident(db, resident.id)
         return await render(
             request,

@@ -12,7 +12,8 @@ async function post(url, body) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = await response.json();
-  if (!response.ok) throw new Error(data.error || response.statusText);
+  // Errors are RFC 9457 problem details; their detail is already in the page's language.
+  if (!response.ok) throw new Error(data.detail || data.title || response.statusText);
   return data;
 }
 
