@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from http.cookies import SimpleCookie
-from pathlib import Path
 
 import httpx
 import pytest
@@ -31,8 +30,10 @@ async def test_readyz(client: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "ready", "database": "ok", "keys": "ok"}
 
 
-async def test_readyz_reports_an_unreachable_database_as_a_problem(settings: Settings, tmp_path: Path) -> None:
-    broken = settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{tmp_path}/missing/dir/x.db"})
+async def test_readyz_reports_an_unreachable_database_as_a_problem(settings: Settings) -> None:
+    # Nothing listens on port 1. (A SQLite file in a missing directory would do too, but aiosqlite
+    # leaves its worker thread behind after a failed connect.)
+    broken = settings.model_copy(update={"database_url": "postgresql+asyncpg://nobody@127.0.0.1:1/nothing"})
     application = create_app(broken)
     try:
         async with open_client(application) as browser:

@@ -17,7 +17,7 @@ from bauhinia.core.audit import AuditEvent
 from bauhinia.identity.models import Authenticator
 from tests.helpers import TestResident, make_resident, sign_in
 from tests.integration.support import open_client
-from tests.softauthn import SoftAuthenticator
+from tests.softauthn import SoftAuthenticator, b64url
 
 ORIGIN = "https://bauhinia.test"
 META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
@@ -109,10 +109,7 @@ async def test_the_same_authenticator_cannot_register_twice(app: FastAPI, client
     token = await page_csrf(client, "/account")
     options = (await post_json(client, "/account/passkeys/options", token)).json()
     excluded = {c["id"] for c in options["excludeCredentials"]}
-    assert {c for c in excluded} == {
-        __import__("base64").urlsafe_b64encode(c.credential_id).rstrip(b"=").decode()
-        for c in authenticator.credentials.values()
-    }
+    assert excluded == {b64url(c.credential_id) for c in authenticator.credentials.values()}
 
 
 ATTACKS: dict[str, dict[str, Any]] = {

@@ -245,7 +245,7 @@ BAD_FIELDS = [
     pytest.param(
         born(15),
         "guardian_name",
-        "Residents aged 11 to 17 need a parent or guardian. Enter their full name.",
+        "Enter your parent or guardian's full name. Residents aged 11 to 17 need their agreement.",
         id="minor-without-guardian",
     ),
     pytest.param(

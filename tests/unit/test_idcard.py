@@ -52,6 +52,11 @@ def test_wrong_check_digits_are_refused(text: str) -> None:
     assert caught.value.reason == WRONG_CHECK
 
 
+def test_full_width_forms_from_a_chinese_input_method_are_folded() -> None:
+    assert str(parse("Ａ１２３４５６（３）")) == "A123456(3)"
+    assert str(parse("ａ１２３４５６\u3000(３)")) == "A123456(3)"
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -63,7 +68,6 @@ def test_wrong_check_digits_are_refused(text: str) -> None:
         "A123456(B)",  # a check digit other than 0-9 or A
         "A123456",  # no check digit
         "A-123456(3)",
-        "A１２３４５６(3)",  # full-width digits
         "Ä123456(3)",
         "A123456(3)x",
         "<script>",

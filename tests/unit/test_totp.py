@@ -74,12 +74,18 @@ def test_a_wrong_code_is_not_a_replay() -> None:
 
 @pytest.mark.parametrize(
     "code",
-    ["", "12345", "1234567", "abcdef", "12 34 5", "-12345", "1e5000", "１２３４５６", "٣٣٣٣٣٣", "²²²²²²", "\x00" * 6],
+    ["", "12345", "1234567", "abcdef", "12 34 5", "-12345", "1e5000", "１２３４５", "٣٣٣٣٣٣", "²²²²²²", "\x00" * 6],
 )
 def test_malformed_codes_are_refused_not_crashed_on(code: str) -> None:
-    # Full-width, Arabic-Indic and superscript digits pass str.isdigit() but are not code digits.
+    # Arabic-Indic and superscript digits pass str.isdigit() but are not code digits.
     assert totp.matching_step(SECRET, code, None, at=AT) is None
     assert not totp.is_replay(SECRET, code, STEP, at=AT)
+
+
+def test_full_width_digits_from_a_chinese_input_method_count() -> None:
+    code = code_at_step(STEP)
+    full_width = "".join(chr(ord(d) + 0xFEE0) for d in code)
+    assert totp.matching_step(SECRET, full_width, None, at=AT) == STEP
 
 
 def test_spaces_in_a_code_are_ignored() -> None:

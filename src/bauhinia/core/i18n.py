@@ -31,6 +31,15 @@ def N_(message: str) -> str:  # noqa: N802 (the gettext convention for "mark, tr
     return message
 
 
+# Chinese input methods type full-width forms (U+FF01–U+FF5E, and U+3000 for a space); people mean ASCII.
+_FULLWIDTH = {codepoint: codepoint - 0xFEE0 for codepoint in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+def fold_fullwidth(text: str) -> str:
+    """``Ａ１２３４５６（３）`` → ``A123456(3)``. Only the full-width block: no other look-alikes."""
+    return text.translate(_FULLWIDTH)
+
+
 def babel_id(language: str) -> str:
     return language.replace("-", "_")
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bauhinia.core.i18n import fold_fullwidth
+
 _PATTERN = re.compile(r"^([A-Z]{1,2})([0-9]{6})([0-9A])$")
 _SPACE_VALUE = 36
 MAX_INPUT_LENGTH = 16
@@ -60,7 +62,7 @@ def parse(text: str) -> IdNumber:
     """Parse ``A123456(3)``, ``a1234563`` or ``A 123456 (3)``; raise InvalidIdNumber with the reason."""
     if len(text) > MAX_INPUT_LENGTH:
         raise InvalidIdNumber("The identity card number is too long.")
-    compact = re.sub(r"[\s()]", "", text)
+    compact = re.sub(r"[\s()]", "", fold_fullwidth(text))
     # Upper-case only ASCII: "ſ" (long s) and "ı" (dotless i) would otherwise become S and I.
     match = _PATTERN.match(compact.upper()) if compact.isascii() else None
     if match is None:

@@ -161,7 +161,10 @@ def validate_registration(form: RegistrationInput, today: date) -> ValidRegistra
 def _guardian(form: RegistrationInput, errors: FieldErrors, own: idcard.IdNumber | None) -> ValidGuardian | None:
     name = " ".join(form.guardian_name.split())
     if not name:
-        errors.add("guardian_name", N_("Residents aged 11 to 17 need a parent or guardian. Enter their full name."))
+        errors.add(
+            "guardian_name",
+            N_("Enter your parent or guardian's full name. Residents aged 11 to 17 need their agreement."),
+        )
     elif len(name) > 160:
         errors.add("guardian_name", N_("Names can be at most 80 characters long."))
     guardian_id = _id_number(form.guardian_id_number, errors, "guardian_id_number")

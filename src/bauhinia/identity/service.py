@@ -139,8 +139,9 @@ class IdentityService:
         if problem:
             raise IdentityError(problem, "password")
         id_hash = self.id_number_hash(form.id_number)
-        await self._refuse_duplicates(db, id_hash, form.email)
+        # Hash before the first query: on SQLite that query takes the write lock, held to the commit.
         password_hash = await asyncio.to_thread(passwords.hash_password, form.password)
+        await self._refuse_duplicates(db, id_hash, form.email)
         now = utcnow()
         resident = Resident(
             english_surname=form.english_surname,
@@ -455,7 +456,7 @@ class IdentityService:
         remaining = [a for a in resident.authenticators if a.id != authenticator_id]
         if not can_sign_in(remaining):
             raise IdentityError(
-                N_("You cannot remove your last strong sign-in method. Add another authenticator app or passkey first.")
+                N_("You need at least one authenticator app or passkey. Add another before you remove this one.")
             )
         await db.delete(target)
         if not any(a.kind in STRONG_KINDS for a in remaining):

@@ -7,6 +7,8 @@ import time
 
 import pyotp
 
+from bauhinia.core.i18n import fold_fullwidth
+
 INTERVAL = 30
 DIGITS = 6
 DRIFT_STEPS = 1  # accept the previous and next 30-second step for clock drift
@@ -25,8 +27,11 @@ def current_code(secret: str, at: float | None = None) -> str:
 
 
 def _clean(code: str) -> str | None:
-    """Six ASCII digits, or None (str.isdigit() also accepts full-width and superscript digits)."""
-    code = code.strip().replace(" ", "")
+    """Six ASCII digits, or None (str.isdigit() also accepts superscript and other scripts' digits).
+
+    Full-width digits, as a Chinese input method types them, are folded to ASCII first.
+    """
+    code = fold_fullwidth(code).strip().replace(" ", "")
     return code if len(code) == DIGITS and code.isascii() and code.isdigit() else None
 
 

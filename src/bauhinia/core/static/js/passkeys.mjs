@@ -4,6 +4,10 @@ const { startAuthentication, startRegistration, browserSupportsWebAuthn } = wind
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const errorBox = document.getElementById("passkey-error");
 
+// The server's messages arrive in the page's language. The browser's own (a cancelled prompt, an
+// authenticator that already holds a passkey) are in English, so the page supplies its own words.
+class ServerMessage extends Error {}
+
 async function post(url, body) {
   const response = await fetch(url, {
     method: "POST",
@@ -11,14 +15,24 @@ async function post(url, body) {
     headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  const data = await response.json();
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    // Not JSON (a proxy's error page, an expired form): fall through to the page's own message.
+  }
   // Errors are RFC 9457 problem details; their detail is already in the page's language.
-  if (!response.ok) throw new Error(data.detail || data.title || response.statusText);
+  if (!response.ok || data === null) throw new ServerMessage((data && data.detail) || "");
   return data;
 }
 
-function showError(message) {
-  errorBox.textContent = message;
+function showError(error) {
+  let message = errorBox.dataset.failed;
+  if (error instanceof ServerMessage && error.message) message = error.message;
+  else if (error && error.code === "ERROR_AUTHENTICATOR_PREVIOUSLY_REGISTERED" && errorBox.dataset.duplicate) {
+    message = errorBox.dataset.duplicate;
+  }
+  errorBox.querySelector(".bauhinia-passkey-error__text").textContent = message;
   errorBox.hidden = false;
 }
 
@@ -32,7 +46,7 @@ if (signIn && browserSupportsWebAuthn()) {
       const result = await post(`/signin/passkey?next=${next}`, assertion);
       window.location.assign(result.redirect);
     } catch (error) {
-      showError(error.message);
+      showError(error);
     }
   });
 }
@@ -46,7 +60,7 @@ if (register && browserSupportsWebAuthn()) {
       const result = await post("/account/passkeys", attestation);
       window.location.assign(result.redirect);
     } catch (error) {
-      showError(error.message);
+      showError(error);
     }
   });
 }
