@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -163,6 +164,35 @@ def audit_verify(data_dir: DataDirOption = None) -> None:
         return
     typer.echo(f"BROKEN at event {report.first_bad_seq}: {report.reason} ({report.events} events verified before it).")
     raise typer.Exit(1)
+
+
+@app.command()
+def purge(data_dir: DataDirOption = None) -> None:
+    """Delete expired browser sessions (run it from cron; sessions also stop working when they expire)."""
+    from bauhinia.core.database import create_engine, create_sessionmaker
+    from bauhinia.core.keys import KeyRing
+    from bauhinia.core.sessions import SessionManager
+
+    settings = _settings(data_dir)
+
+    async def run() -> int:
+        engine = create_engine(settings.resolved_database_url)
+        manager = SessionManager(
+            keyring=KeyRing(settings.master_secret()),
+            secure=True,
+            https=True,
+            idle=timedelta(minutes=settings.session_idle_minutes),
+            absolute=timedelta(hours=settings.session_absolute_hours),
+        )
+        try:
+            async with create_sessionmaker(engine)() as db:
+                removed = await manager.purge_expired(db)
+                await db.commit()
+                return removed
+        finally:
+            await engine.dispose()
+
+    typer.echo(f"Removed {asyncio.run(run())} expired sessions.")
 
 
 @staff_app.command("add")

@@ -25,6 +25,8 @@ from tests.browser.support import (
 
 pytestmark = pytest.mark.browser
 
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
 
 def test_register_set_up_authenticator_app_and_sign_in_with_password_and_code(tab: Tab) -> None:
     person = new_person("totp")
@@ -92,11 +94,12 @@ def test_passkey_added_on_the_account_page(tabs: Tabs, seeder: Seeder) -> None:
     assert tab.page.locator(".govuk-notification-banner--success").is_visible()
     assert len(authenticator.credentials()) == 1
 
-    # The same authenticator cannot register a second passkey for the account: the page says so.
+    # The same authenticator cannot register a second passkey for the account: the page says so in
+    # its own words (the browser's message would be English whatever the page's language).
     tab.page.locator("#passkey-register-button").click()
     error = tab.page.locator("#passkey-error")
     error.wait_for(state="visible")
-    assert error.inner_text().strip()
+    assert error.inner_text().strip() == "Error: This passkey is already registered."
     tab.check()  # the page with the error showing
     assert len(authenticator.credentials()) == 1
 
@@ -128,11 +131,28 @@ def test_removed_passkey_is_refused_with_a_message(tabs: Tabs) -> None:
 
     sign_out(tab)
     tab.goto("/signin")
+    tab.switch_language("zh-Hant")
     tab.page.locator("#passkey-signin-button").click()
     error = tab.page.locator("#passkey-error")
-    error.wait_for(state="visible")
-    assert error.inner_text().strip()  # ...but the server no longer knows it
+    error.wait_for(state="visible")  # ...but the server no longer knows it, and says so in the page's language
+    assert CJK.search(error.locator(".bauhinia-passkey-error__text").inner_text())
     assert tab.path == "/signin"
+    tab.check()
+
+
+def test_cancelled_passkey_prompt_is_explained_in_the_page_language(tabs: Tabs) -> None:
+    tab, context = tabs.open(locale="zh-HK", language="zh-Hant")
+    authenticator = VirtualAuthenticator.attach(context, tab.page)
+    authenticator.session.send(
+        "WebAuthn.setAutomaticPresenceSimulation", {"authenticatorId": authenticator.authenticator_id, "enabled": False}
+    )
+    tab.goto("/signin")
+    tab.page.locator("#passkey-signin-button").click()
+    # Chromium's virtual authenticator has no passkey for the site and nobody touches it: the
+    # prompt times out or is cancelled; the browser's English message is not shown.
+    error = tab.page.locator("#passkey-error")
+    error.wait_for(state="visible", timeout=150_000)
+    assert CJK.search(error.inner_text())
     tab.check()
 
 

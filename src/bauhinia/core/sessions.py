@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import JSON, String, delete, inspect, select
+from sqlalchemy import delete, inspect, JSON, or_, select, String
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -160,7 +160,9 @@ class SessionManager:
         await db.execute(delete(WebSession).where(WebSession.kind == kind, WebSession.principal_id == principal_id))
 
     async def purge_expired(self, db: AsyncSession) -> int:
-        result = await db.execute(select(WebSession.id_hash).where(WebSession.expires_at <= utcnow()))
+        now = utcnow()
+        dead = or_(WebSession.expires_at <= now, WebSession.last_seen_at <= now - self.idle)
+        result = await db.execute(select(WebSession.id_hash).where(dead))
         expired = list(result.scalars())
         if expired:
             await db.execute(delete(WebSession).where(WebSession.id_hash.in_(expired)))
