@@ -1,5 +1,7 @@
-"""What the browser tests share: a tab that checks every page it lands on with axe-core, and the
-journeys (register, authenticator app, sign in) written once against GOV.UK Frontend markup.
+"""What the browser tests share: a tab that checks every page it lands on with axe-core; the live
+server, a seeder for the database and the browser contexts of a test; the journeys (register, set up an
+authenticator app, sign in and out) written once against GOV.UK Frontend markup; Chromium's virtual
+authenticator.
 
 Selectors never use visible wording, so one journey runs in English, Traditional and Simplified Chinese.
 """
@@ -141,8 +143,9 @@ class Auditor:
 class Tab:
     """A page that runs axe-core on every page it lands on, and notices any page it did not check.
 
-    Navigate only through goto() and follow(); both check the page they land on. A page reached in
-    another way must be checked with check(), or the test fails at teardown.
+    goto(), follow() and the helpers built on follow() (click, submit, switch_language) check the page
+    they land on. A page reached in another way must be checked with check(), or the test fails at
+    teardown. Console errors (a script blocked by the CSP, an uncaught exception) fail it too.
     """
 
     page: Page
@@ -171,9 +174,16 @@ class Tab:
         self._pending = frame.url
 
     def _console(self, message: ConsoleMessage) -> None:
-        # A page that answers 4xx by design (a form with errors, a 404 page) is logged as a failed load.
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            self.problems.append(f"console error on {self.page.url}: {message.text}")
+        """CSP violations, script errors and missing static files fail the test.
+
+        Pages and JSON answers with a 4xx status by design (a form with errors, a 404 page, a refused
+        passkey) are logged by Chromium as failed loads too; those are not problems.
+        """
+        if message.type != "error":
+            return
+        failed_load = message.text.startswith("Failed to load resource")
+        if not failed_load or "/static/" in message.location.get("url", ""):
+            self.problems.append(f"console error on {self.page.url}: {message.text} ({message.location})")
 
     def assert_clean(self) -> None:
         if self._pending is not None:

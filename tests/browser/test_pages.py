@@ -115,6 +115,7 @@ def account_pages(tab: Tab, seeder: Seeder, language: str) -> None:
     assert tab.page.locator(".govuk-error-summary").is_visible()
     tab.submit(f"{resident_page}/verify", f"{resident_page}/verify", id_number=resident.id_number, location="Central")
     assert tab.page.locator(".govuk-notification-banner--success").is_visible()
+    assert "(counter)" not in tab.main_text()  # the channel is named in words, in the page's language
     tab.click(f"main form[action='{resident_page}/unlock'] button[type='submit']", f"{resident_page}/unlock")
     tab.click(f"main form[action='{resident_page}/reset-code'] button[type='submit']", f"{resident_page}/reset-code")
     reset_code = tab.page.locator("#reset-code").inner_text().strip()
