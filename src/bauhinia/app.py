@@ -15,11 +15,14 @@ from fastapi.staticfiles import StaticFiles
 from bauhinia import __version__
 from bauhinia.core import routes as core_routes
 from bauhinia.core.database import create_engine, create_sessionmaker
+from bauhinia.core import hosts
 from bauhinia.core.errors import install_error_handlers, problem_response, wants_html
+from bauhinia.core.hosts import LoopbackRedirectMiddleware
 from bauhinia.core.keys import KeyRing
 from bauhinia.core.observability import Metrics, configure_logging
 from bauhinia.core.sessions import SessionManager
-from bauhinia.core.web import CsrfFailure, EdgeMiddleware, Templates, templates_of
+from bauhinia.core.i18n import N_
+from bauhinia.core.web import CsrfFailure, EdgeMiddleware, Templates, templates_of, translator_of
 from bauhinia.identity import staff_views
 from bauhinia.identity import views as identity_views
 from bauhinia.identity.passkeys import RelyingParty
@@ -28,6 +31,9 @@ from bauhinia.portal import views as portal_views
 from bauhinia.settings import Settings
 
 PACKAGE = Path(__file__).resolve().parent
+CSRF_EXPLANATION = N_(
+    "For your security, forms stop working after a while or when they come from another website. Nothing was changed."
+)
 TEMPLATE_DIRS = [PACKAGE / "core" / "templates", PACKAGE / "identity" / "templates", PACKAGE / "portal" / "templates"]
 
 
@@ -57,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.keyring = keyring
     app.state.metrics = metrics
-    app.state.templates = Templates.from_directories(TEMPLATE_DIRS)
+    app.state.templates = Templates.from_directories(TEMPLATE_DIRS, settings.timezone)
     app.state.session_manager = SessionManager(
         keyring=keyring,
         secure=settings.secure_transport,
@@ -82,6 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hsts=public.scheme == "https",
         observe=metrics.observe,
     )
+    if hosts.applies_to(settings.public_url):
+        app.add_middleware(LoopbackRedirectMiddleware, public_url=settings.public_url)
     return app
 
 
@@ -103,7 +111,7 @@ def _install_guard_handlers(app: FastAPI) -> None:
     @app.exception_handler(CsrfFailure)
     async def _csrf(request: Request, exc: CsrfFailure) -> Response:
         if not wants_html(request):
-            return problem_response(
-                403, "Forbidden", "The CSRF token was missing or wrong.", type_="urn:bauhinia:problem:csrf"
-            )
+            # The passkey script shows this detail on the page, so it is in the page's language.
+            detail = translator_of(request).gettext(CSRF_EXPLANATION)
+            return problem_response(403, "Forbidden", detail, type_="urn:bauhinia:problem:csrf")
         return await templates_of(request).render(request, "csrf.html", {"status": 403}, status_code=403)

@@ -80,7 +80,9 @@ def demo(
     """Migrate an embedded SQLite database, seed demo residents and staff, and serve everything on one port."""
     from bauhinia.app import create_app
 
-    public_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104 (a comparison)
+    # Loopback is published as localhost: browsers refuse an IP address as a passkey's relying party.
+    loopback = host in ("127.0.0.1", "::1", "0.0.0.0", "::", "localhost")  # noqa: S104 (a comparison)
+    public_url = f"http://{'localhost' if loopback else host}:{port}"
     settings = _settings(data_dir, mode=Mode.DEMO, public_url=public_url)
     with console.status("Migrating the database…"):
         _migrate(settings)

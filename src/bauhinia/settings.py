@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     mode: Mode = Mode.PRODUCTION
     data_dir: Path = Path("bauhinia-data")
     database_url: str = ""
-    public_url: str = "http://127.0.0.1:8000"
+    # localhost, not 127.0.0.1: browsers refuse an IP address as a WebAuthn relying party id.
+    public_url: str = "http://localhost:8000"
     secret_key: SecretStr | None = Field(
         default=None,
         description="Master secret (at least 32 bytes); per-purpose keys are derived from it with HKDF.",
@@ -47,6 +48,7 @@ class Settings(BaseSettings):
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
     log_level: str = "INFO"
+    timezone: str = Field(default="Asia/Hong_Kong", description="The zone in which pages show times (stored as UTC).")
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Self:

@@ -113,11 +113,16 @@ def account_pages(tab: Tab, seeder: Seeder, language: str) -> None:
     resident_page = tab.path
     tab.submit(f"{resident_page}/verify", f"{resident_page}/verify", id_number="", location="")
     assert tab.page.locator(".govuk-error-summary").is_visible()
-    tab.submit(f"{resident_page}/verify", f"{resident_page}/verify", id_number=resident.id_number, location="Central")
+    tab.submit(
+        f"{resident_page}/verify", f"{resident_page}?notice=verified", id_number=resident.id_number, location="Central"
+    )
     assert tab.page.locator(".govuk-notification-banner--success").is_visible()
     assert "(counter)" not in tab.main_text()  # the channel is named in words, in the page's language
-    tab.click(f"main form[action='{resident_page}/unlock'] button[type='submit']", f"{resident_page}/unlock")
-    tab.click(f"main form[action='{resident_page}/reset-code'] button[type='submit']", f"{resident_page}/reset-code")
+    # Actions redirect back to the resident's page (post/redirect/get), which names what was done.
+    tab.click(f"main form[action='{resident_page}/unlock'] button[type='submit']", f"{resident_page}?notice=unlocked")
+    tab.click(
+        f"main form[action='{resident_page}/reset-code'] button[type='submit']", f"{resident_page}?notice=reset-code"
+    )
     reset_code = tab.page.locator("#reset-code").inner_text().strip()
     tab.screenshot(f"staff-resident-{language}")
     tab.click("header a[href='/staff']", "/staff")

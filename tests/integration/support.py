@@ -66,6 +66,13 @@ def summary_errors(page: str) -> list[str]:
     return [html.unescape(" ".join(m.split())) for m in re.findall(r"<a [^>]*>(.*?)</a>", block.group(1), re.S)]
 
 
+async def issue_reset_code(client: httpx.AsyncClient, resident_page: str) -> str:
+    """An officer issues a reset code: POST, then the resident's page shows it once."""
+    issued = await post_form(client, f"{resident_page}/reset-code", {}, token_from=resident_page)
+    assert issued.status_code == 303, issued.text[:300]
+    return reset_code_on((await client.get(issued.headers["location"])).text)
+
+
 def reset_code_on(page: str) -> str:
     match = _RESET_CODE.search(page)
     assert match, "no reset code on the page"

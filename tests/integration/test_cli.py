@@ -9,9 +9,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from fastapi import FastAPI
 from sqlalchemy import func, select
-from click.testing import Result
 from typer.testing import CliRunner
 
 from bauhinia.cli import app as cli

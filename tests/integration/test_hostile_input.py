@@ -215,7 +215,7 @@ async def test_free_text_with_a_nul_is_stored_without_it(app: FastAPI, client: h
             "csrf_token": token,
         },
     )
-    assert verified.status_code == 200
+    assert verified.status_code == 303  # post/redirect/get to the resident page
     async with app.state.sessionmaker() as db:
         check = (await db.scalars(select(IdentityVerification))).one()
     assert "\x00" not in check.location

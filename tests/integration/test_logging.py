@@ -18,10 +18,10 @@ from tests.helpers import STRONG_PASSWORD, csrf_from, make_resident, next_code
 from tests.integration.support import (
     PUBLIC_URL,
     RESIDENT_COOKIE,
+    issue_reset_code,
     make_staff,
     open_client,
     post_form,
-    reset_code_on,
     staff_sign_in,
 )
 
@@ -93,7 +93,7 @@ async def test_a_full_day_of_secrets_leaves_no_trace_in_the_logs(
     async with open_client(app) as counter:
         await staff_sign_in(counter, staff)
         page = f"/staff/residents/{who.id}"
-        reset_code = reset_code_on((await post_form(counter, f"{page}/reset-code", {}, token_from=page)).text)
+        reset_code = await issue_reset_code(counter, page)
     secrets.append(reset_code)
     async with open_client(app) as resident:
         await post_form(resident, "/recover", {"email": who.email, "code": reset_code})

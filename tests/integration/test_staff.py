@@ -25,6 +25,7 @@ from tests.integration.support import (
     audit_types,
     count,
     field_error,
+    issue_reset_code,
     make_staff,
     open_client,
     post_form,
@@ -57,6 +58,13 @@ async def verify(
         {"id_number": number, "channel": "counter", "document": "hkid-card", "location": location},
         token_from=f"/staff/residents/{resident_id}",
     )
+
+
+async def followed(client: httpx.AsyncClient, response: httpx.Response, notice: str) -> httpx.Response:
+    """An action answers 303 to the resident's page (post/redirect/get); load that page."""
+    assert response.status_code == 303, response.text[:300]
+    assert response.headers["location"].endswith(f"?notice={notice}")
+    return await client.get(response.headers["location"])
 
 
 async def assurance(app: FastAPI, resident_id: str) -> str:
@@ -223,7 +231,9 @@ async def test_an_officer_verifies_a_residents_identity(app: FastAPI, client: ht
     by_email = await client.get("/staff", params={"q": who.email.upper()})
     assert by_email.headers["location"] == f"/staff/residents/{who.id}"
 
-    response = await verify(client, who.id, who.id_number.replace("(", " (").lower())
+    response = await followed(
+        client, await verify(client, who.id, who.id_number.replace("(", " (").lower()), "verified"
+    )
     assert response.status_code == 200
     assert "Identity verified." in response.text
     assert await assurance(app, who.id) == "verified"
@@ -311,7 +321,7 @@ async def test_verifying_a_minor_confirms_the_guardian(app: FastAPI, client: htt
     async with app.state.sessionmaker() as db:
         minor = await app.state.identity.register(db, checked, language="en", client="test", today=today)
     staff = await officer_client(app, client)
-    assert (await verify(client, minor.id, number)).status_code == 200
+    assert (await verify(client, minor.id, number)).status_code == 303
     async with app.state.sessionmaker() as db:
         consent = (await db.scalars(select(GuardianConsent))).one()
     assert consent.confirmed_by_staff_id == staff.id
@@ -341,6 +351,7 @@ async def test_unlock_clears_a_lockout(app: FastAPI, client: httpx.AsyncClient) 
         unlocked = await post_form(
             client, f"/staff/residents/{who.id}/unlock", {}, token_from=f"/staff/residents/{who.id}"
         )
+        unlocked = await followed(client, unlocked, "unlocked")
         assert unlocked.status_code == 200
         assert "Sign-in is unlocked." in unlocked.text
         assert "staff.unlocked_account" in await audit_types(app)
@@ -369,8 +380,13 @@ async def test_a_reset_code_lets_a_resident_start_again(app: FastAPI, client: ht
     issued = await post_form(
         client, f"/staff/residents/{who.id}/reset-code", {}, token_from=f"/staff/residents/{who.id}"
     )
+    issued = await followed(client, issued, "reset-code")
     assert issued.status_code == 200
     code = reset_code_on(issued.text)
+    # Shown once: reloading the page does not show it again, nor issue another.
+    reloaded = await client.get(f"/staff/residents/{who.id}?notice=reset-code")
+    assert code not in reloaded.text
+    assert 'id="reset-code"' not in reloaded.text
     async with app.state.sessionmaker() as db:
         stored = (await db.scalars(select(AccountResetCode))).one()
     assert stored.issued_by_staff_id == staff.id
@@ -408,10 +424,7 @@ async def test_a_reset_code_lets_a_resident_start_again(app: FastAPI, client: ht
 async def test_a_reset_code_works_once(app: FastAPI, client: httpx.AsyncClient) -> None:
     who = await make_resident(app)
     await officer_client(app, client)
-    issued = await post_form(
-        client, f"/staff/residents/{who.id}/reset-code", {}, token_from=f"/staff/residents/{who.id}"
-    )
-    code = reset_code_on(issued.text)
+    code = await issue_reset_code(client, f"/staff/residents/{who.id}")
     async with open_client(app, "198.51.100.50") as resident:
         assert (await post_form(resident, "/recover", {"email": who.email, "code": code})).status_code == 303
     async with open_client(app, "198.51.100.51") as attacker:
@@ -424,8 +437,8 @@ async def test_a_new_reset_code_replaces_the_old_one(app: FastAPI, client: httpx
     who = await make_resident(app)
     await officer_client(app, client)
     page = f"/staff/residents/{who.id}"
-    first = reset_code_on((await post_form(client, f"{page}/reset-code", {}, token_from=page)).text)
-    second = reset_code_on((await post_form(client, f"{page}/reset-code", {}, token_from=page)).text)
+    first = await issue_reset_code(client, page)
+    second = await issue_reset_code(client, page)
     async with open_client(app, "198.51.100.52") as resident:
         assert (await post_form(resident, "/recover", {"email": who.email, "code": first})).status_code == 400
         assert (await post_form(resident, "/recover", {"email": who.email, "code": second})).status_code == 303
@@ -435,7 +448,7 @@ async def test_reset_codes_cannot_be_guessed(app: FastAPI, client: httpx.AsyncCl
     who = await make_resident(app)
     await officer_client(app, client)
     page = f"/staff/residents/{who.id}"
-    code = reset_code_on((await post_form(client, f"{page}/reset-code", {}, token_from=page)).text)
+    code = await issue_reset_code(client, page)
     async with open_client(app, "198.51.100.53") as guesser:
         for attempt in range(5):
             wrong = await post_form(guesser, "/recover", {"email": who.email, "code": f"aaaa-bbbb-cccc-{attempt:04d}"})
@@ -458,7 +471,7 @@ async def test_a_recovered_resident_who_sets_up_an_app_can_sign_in(app: FastAPI,
     who = await make_resident(app)
     await officer_client(app, client)
     page = f"/staff/residents/{who.id}"
-    code = reset_code_on((await post_form(client, f"{page}/reset-code", {}, token_from=page)).text)
+    code = await issue_reset_code(client, page)
     async with open_client(app, "198.51.100.60") as resident:
         await post_form(resident, "/recover", {"email": who.email, "code": code})
         await post_form(resident, "/account/password", {"new_password": "amber ferry kite orchard"})

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Integer, String, select
+from sqlalchemy import JSON, BigInteger, Integer, String, Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -51,6 +51,15 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
+HEAD: Table = AuditHead.__table__  # type: ignore[assignment]
+
+# Built once: building a statement costs as much as running it.
+_LOCK_HEAD = select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1).with_for_update()
+_INSERT_EVENT = insert(EVENTS)
+_ADVANCE_HEAD = update(HEAD).where(HEAD.c.id == 1)  # SET: seq and hash, given as parameters
+
+
 def event_hash(
     seq: int, at: datetime, event_type: str, actor: str, subject: str, data: dict[str, Any], prev_hash: str
 ) -> str:
@@ -70,41 +79,45 @@ def event_hash(
 async def record(
     session: AsyncSession, event_type: str, *, actor: str, subject: str, data: dict[str, Any] | None = None
 ) -> AuditEvent:
-    """Append an event in the caller's transaction; it is durable when the caller commits."""
+    """Append an event in the caller's transaction; it is durable when the caller commits.
+
+    Three statements, written at once (Core, not the ORM's unit of work): lock and read the head,
+    insert the event, advance the head. The returned event is a copy, not attached to the session.
+    """
     payload = dict(data or {})
-    head = await _locked_head(session)
-    seq = head.seq + 1
+    prev_seq, prev_hash = await _locked_head(session)
+    seq = prev_seq + 1
     at = utcnow()
-    digest = event_hash(seq, at, event_type, actor, subject, payload, head.hash)
-    event = AuditEvent(
-        seq=seq,
-        at=at,
-        event_type=event_type,
-        actor=actor,
-        subject=subject,
-        data=payload,
-        prev_hash=head.hash,
-        hash=digest,
-    )
-    session.add(event)
-    head.seq, head.hash = seq, digest
-    await session.flush()
-    return event
+    values = {
+        "seq": seq,
+        "at": at,
+        "event_type": event_type,
+        "actor": actor,
+        "subject": subject,
+        "data": payload,
+        "prev_hash": prev_hash,
+        "hash": event_hash(seq, at, event_type, actor, subject, payload, prev_hash),
+    }
+    await session.execute(_INSERT_EVENT, values)
+    await session.execute(_ADVANCE_HEAD, {"seq": seq, "hash": values["hash"]})
+    return AuditEvent(**values)
 
 
-async def _locked_head(session: AsyncSession) -> AuditHead:
-    """The head row, locked until the caller's transaction ends; created by the first event ever."""
-    locked = select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    head = (await session.execute(locked)).scalar_one_or_none()
+async def _locked_head(session: AsyncSession) -> tuple[int, str]:
+    """The head's sequence number and hash, its row locked until the caller's transaction ends.
+
+    The head row is created by the first event ever.
+    """
+    head = (await session.execute(_LOCK_HEAD)).first()
     if head is None:
         # Two first events may race: the loser's insert waits for the winner's row, then does nothing,
         # and both lock that one row, instead of both inserting event 1.
-        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        insert_head = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         await session.execute(
-            insert(AuditHead).values(id=1, seq=0, hash=GENESIS_HASH).on_conflict_do_nothing(index_elements=["id"])
+            insert_head(HEAD).values(id=1, seq=0, hash=GENESIS_HASH).on_conflict_do_nothing(index_elements=["id"])
         )
-        head = (await session.execute(locked)).scalar_one()
-    return head
+        head = (await session.execute(_LOCK_HEAD)).one()
+    return int(head.seq), str(head.hash)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ from enum import StrEnum
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import delete, inspect, JSON, or_, select, String
+from sqlalchemy import JSON, String, Table, bindparam, delete, insert, inspect, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, make_transient_to_detached, mapped_column
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bauhinia.core.database import Base, UTCDateTime, utcnow
 from bauhinia.core.keys import KeyRing, Purpose
@@ -42,6 +43,15 @@ class WebSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+SESSIONS: Table = WebSession.__table__  # type: ignore[assignment]
+
+# Every request runs some of these: built once (building a statement costs as much as running it).
+_LOAD = select(WebSession).where(WebSession.id_hash == bindparam("id_hash"))
+_LOCK = _LOAD.with_for_update().execution_options(populate_existing=True)
+_INSERT = insert(SESSIONS)
+_UPDATE = update(SESSIONS).where(SESSIONS.c.id_hash == bindparam("row_id_hash"))  # SET: the parameters given
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,7 @@ class SessionManager:
         token = request.cookies.get(self.cookie_name(kind), "")
         found = None
         if 20 <= len(token) <= 100:
-            row = await db.get(WebSession, self._hash(token))
+            row = (await db.execute(_LOAD, {"id_hash": self._hash(token)})).scalar_one_or_none()
             now = utcnow()
             if row is not None and row.kind == kind and self._alive(row, now):
                 found = row
@@ -104,21 +114,37 @@ class SessionManager:
         state: dict[str, Any] | None = None,
         replacing: WebSession | None = None,
     ) -> WebSession:
-        """A new session with a new token; the one it replaces is deleted (rotation)."""
-        if replacing is not None:
-            await db.delete(replacing)
+        """A session with a new token, written at once in the caller's transaction (the caller commits).
+
+        The session it replaces is rotated: its row takes the new id, so the old cookie stops
+        working in the same statement (one UPDATE, not DELETE + INSERT). Any change made to the
+        replaced row in this transaction and not yet flushed (a spent challenge) is superseded.
+        """
         token = secrets.token_urlsafe(TOKEN_BYTES)
         now = utcnow()
-        row = WebSession(
-            id_hash=self._hash(token),
-            kind=kind.value,
-            principal_id=principal_id,
-            csrf_token=secrets.token_urlsafe(TOKEN_BYTES),
-            state=dict(state or {}),
-            created_at=now,
-            last_seen_at=now,
-            expires_at=now + self.absolute,
-        )
+        values: dict[str, Any] = {
+            "id_hash": self._hash(token),
+            "kind": kind.value,
+            "principal_id": principal_id,
+            "csrf_token": secrets.token_urlsafe(TOKEN_BYTES),
+            "state": dict(state or {}),
+            "created_at": now,
+            "last_seen_at": now,
+            "expires_at": now + self.absolute,
+        }
+        rotated = False
+        if replacing is not None:
+            identity = inspect(replacing).identity  # the stored id, without loading an expired row
+            if replacing in db:
+                db.expunge(replacing)
+            if identity is not None:
+                result = await db.execute(_UPDATE, {"row_id_hash": identity[0], **values})
+                # No row when a concurrent request already rotated or ended it: then a new one, as without.
+                rotated = result.rowcount == 1  # type: ignore[attr-defined]
+        if not rotated:
+            await db.execute(_INSERT, values)
+        row = WebSession(**values)
+        make_transient_to_detached(row)  # the row as stored: later changes to it are flushed as usual
         db.add(row)
         self._set_cookie(request, kind, token, int(self.absolute.total_seconds()))
         setattr(request.state, f"web_session_{kind.value}", row)
@@ -133,23 +159,33 @@ class SessionManager:
         return row
 
     async def take(self, db: AsyncSession, row: WebSession, key: str) -> Any:
-        """Remove and return a one-time value (a WebAuthn challenge) from the session.
-
-        The row is locked (``SELECT … FOR UPDATE``; SQLite serialises at ``BEGIN IMMEDIATE``)
-        and re-read, so two requests racing with one value cannot both receive it.
-        """
+        """Remove and return a one-time value from the session, committed before this returns."""
         await db.commit()
-        fresh = await db.scalar(
-            select(WebSession)
-            .where(WebSession.id_hash == row.id_hash)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
+        value = await self.claim(db, row, key)
+        await db.commit()
+        return value
+
+    async def claim(self, db: AsyncSession, row: WebSession, key: str) -> Any:
+        """Remove and return a one-time value (a WebAuthn challenge) in the caller's transaction.
+
+        The row is locked (``SELECT … FOR UPDATE``; SQLite serialises at ``BEGIN IMMEDIATE``) and
+        re-read, so two requests racing with one value cannot both receive it; the lock is held
+        until the caller's transaction ends. The removal is written when the caller commits, or by
+        ``start(replacing=row)`` in the same transaction, whose UPDATE rewrites the state: the
+        caller must commit whatever the outcome.
+        """
+        fresh = (await db.execute(_LOCK, {"id_hash": row.id_hash})).scalar_one_or_none()
         value = fresh.state.get(key) if fresh is not None else None
         if fresh is not None and value is not None:
             mutate_state(fresh, **{key: None})
-        await db.commit()
         return value
+
+    async def write_state(self, db: AsyncSession, row: WebSession, **changes: Any) -> None:
+        """Change values in the session's state (None removes one), written at once in the caller's
+        transaction: one UPDATE, without the ORM's flush."""
+        state = changed_state(row.state, changes)
+        await db.execute(_UPDATE, {"row_id_hash": row.id_hash, "state": state})
+        set_committed_value(row, "state", state)
 
     async def end(self, request: Request, db: AsyncSession, row: WebSession) -> None:
         await db.delete(row)
@@ -177,12 +213,17 @@ class SessionManager:
         request.state.pending_cookies = pending
 
 
-def mutate_state(row: WebSession, **changes: Any) -> None:
-    """Replace the JSON state (assigning a new dict marks the column as changed)."""
-    state = dict(row.state or {})
+def changed_state(state: dict[str, Any] | None, changes: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the state with the changes made (None removes a key)."""
+    new = dict(state or {})
     for key, value in changes.items():
         if value is None:
-            state.pop(key, None)
+            new.pop(key, None)
         else:
-            state[key] = value
-    row.state = state
+            new[key] = value
+    return new
+
+
+def mutate_state(row: WebSession, **changes: Any) -> None:
+    """Replace the JSON state (assigning a new dict marks the column as changed)."""
+    row.state = changed_state(row.state, changes)

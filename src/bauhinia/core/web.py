@@ -12,10 +12,13 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
 
 import structlog
 from fastapi import Request
@@ -182,8 +185,9 @@ class Templates:
     environments: dict[str, Environment]
 
     @classmethod
-    def from_directories(cls, directories: Iterable[Path]) -> Templates:
+    def from_directories(cls, directories: Iterable[Path], timezone: str = "Asia/Hong_Kong") -> Templates:
         paths = [str(d) for d in directories]
+        zone = ZoneInfo(timezone)
         environments = {}
         for language in i18n.LANGUAGES:
             env = Environment(
@@ -195,6 +199,7 @@ class Templates:
             )
             env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
             env.globals.update(languages=i18n.LANGUAGES, autonyms=i18n.AUTONYMS, quote=quote)
+            env.filters["local_time"] = partial(local_time, zone=zone)
             environments[language] = env
         return cls(environments)
 
@@ -214,6 +219,12 @@ class Templates:
         page.update(context or {})
         html = self.environments[language].get_template(name).render(page)
         return HTMLResponse(html, status_code=status_code)
+
+
+def local_time(moment: datetime, zone: ZoneInfo, with_time: bool = True) -> str:
+    """A stored UTC time as people read it: in the platform's time zone, with the zone named."""
+    local = moment.astimezone(zone)
+    return local.strftime("%Y-%m-%d %H:%M %Z") if with_time else local.strftime("%Y-%m-%d")
 
 
 def templates_of(request: Request) -> Templates:

@@ -27,7 +27,12 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-ALGORITHMS = [COSEAlgorithmIdentifier.ECDSA_SHA_256, COSEAlgorithmIdentifier.EDDSA]
+# RS256 last: some Windows Hello (TPM) authenticators offer nothing else.
+ALGORITHMS = [
+    COSEAlgorithmIdentifier.ECDSA_SHA_256,
+    COSEAlgorithmIdentifier.EDDSA,
+    COSEAlgorithmIdentifier.RSASSA_PKCS1_v1_5_SHA_256,
+]
 TIMEOUT_MS = 120_000
 
 

@@ -9,7 +9,7 @@ from datetime import date
 from email_validator import EmailNotValidError, validate_email
 
 from bauhinia.core.i18n import N_
-from bauhinia.identity import idcard
+from bauhinia.identity import idcard, passwords
 
 NAME_MAX = 80
 MIN_AGE = 11
@@ -144,6 +144,11 @@ def validate_registration(form: RegistrationInput, today: date) -> ValidRegistra
     mobile = re.sub(r"[\s-]", "", form.mobile)
     if mobile and not _MOBILE.match(mobile):
         errors.add("mobile", N_("Enter a mobile number of 8 to 15 digits, or leave it blank."))
+    # Checked with the other fields so one submission shows every problem (the service checks again).
+    personal = [surname, given, f"{surname} {given}", f"{given} {surname}", form.email, form.id_number]
+    password_problem = passwords.policy_problem(form.password, personal)
+    if password_problem:
+        errors.add("password", password_problem)
     guardian = None
     if birth is not None and MIN_AGE <= age_on(birth, today) < ADULT_AGE:
         guardian = _guardian(form, errors, id_number)

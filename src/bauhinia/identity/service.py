@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -41,6 +41,10 @@ from bauhinia.identity.models import (
     StaffMember,
 )
 from bauhinia.identity.schemas import ValidRegistration, age_on
+
+RESIDENTS: Table = Resident.__table__  # type: ignore[assignment]
+AUTHENTICATORS: Table = Authenticator.__table__  # type: ignore[assignment]
+
 
 RECOVERY_CODE_COUNT = 10
 RESET_CODE_LIFETIME = timedelta(hours=24)
@@ -66,6 +70,37 @@ STRONG_KINDS = frozenset({AuthenticatorKind.TOTP, AuthenticatorKind.PASSKEY})
 VERIFICATION_CHANNELS = ("counter", "kiosk")
 VERIFICATION_DOCUMENTS = ("hkid-card", "hkid-card-and-birth-certificate")
 STAFF_ROLES = ("officer", "admin")
+
+# The sign-in path's statements, built once (building one costs as much as running it).
+# A resident by email with their authenticators: one row each (or one with NULLs, or none).
+_PASSWORD_SIGN_IN = (
+    select(
+        RESIDENTS.c.id.label("resident_id"),
+        AUTHENTICATORS.c.id,
+        AUTHENTICATORS.c.kind,
+        AUTHENTICATORS.c.password_hash,
+    )
+    .select_from(RESIDENTS.outerjoin(AUTHENTICATORS, AUTHENTICATORS.c.resident_id == RESIDENTS.c.id))
+    .where(RESIDENTS.c.email == bindparam("email"))
+)
+# A passkey and its resident's user handle; the passkey's row locked, so that two uses of one
+# credential at once see each other's sign count.
+_PASSKEY_SIGN_IN = (
+    select(
+        AUTHENTICATORS.c.id,
+        AUTHENTICATORS.c.resident_id,
+        AUTHENTICATORS.c.public_key,
+        AUTHENTICATORS.c.sign_count,
+        AUTHENTICATORS.c.backed_up,
+        RESIDENTS.c.webauthn_user_handle,
+    )
+    .select_from(AUTHENTICATORS.join(RESIDENTS, RESIDENTS.c.id == AUTHENTICATORS.c.resident_id))
+    .where(
+        AUTHENTICATORS.c.credential_id == bindparam("credential_id"), AUTHENTICATORS.c.kind == AuthenticatorKind.PASSKEY
+    )
+    .with_for_update(of=AUTHENTICATORS)
+)
+_USED_AUTHENTICATOR = update(AUTHENTICATORS).where(AUTHENTICATORS.c.id == bindparam("authenticator_id"))
 
 
 class IdentityError(Exception):
@@ -213,35 +248,44 @@ class IdentityService:
     # --- sign-in ---------------------------------------------------------------------------------
 
     async def sign_in_with_password(self, db: AsyncSession, email: str, password: str, *, client: str) -> SignInResult:
+        """The first step with a password: the second one too when the resident has no authenticator app.
+
+        Two transactions: the reads end before the hash (~20 ms), so no lock is held across it (on
+        SQLite, BEGIN IMMEDIATE takes the write lock). A refusal is committed before it is raised.
+        A success is recorded (the audit event, the throttle cleared) but not committed: the caller
+        starts the browser session in the same transaction and commits it.
+        """
         address = throttle.address_key(client)
-        resident = await db.scalar(
-            select(Resident)
-            .where(Resident.email == email.strip().lower())
-            .options(selectinload(Resident.authenticators))
-        )
-        keys = [address] + ([throttle.account_key(resident.id)] if resident else [])
-        until = await throttle.locked_until(db, keys)
+        # One statement for the resident and their authenticators (the password hash, and whether a
+        # second factor is owed), one for the throttles: the same work whether or not the account exists.
+        rows = (await db.execute(_PASSWORD_SIGN_IN, {"email": email.strip().lower()})).all()
+        resident_id: str | None = rows[0].resident_id if rows else None
+        stored = next((row for row in rows if row.kind == AuthenticatorKind.PASSWORD), None)
+        needs_second = any(row.kind in (AuthenticatorKind.TOTP, AuthenticatorKind.RECOVERY) for row in rows)
+        account = throttle.account_key(resident_id) if resident_id else None
+        found = await throttle.lookup(db, [address] + ([account] if account else []))
+        until = throttle.lock_in_force(found)
         if until:
             raise ThrottledError(throttle.minutes_left(until))
-        stored = _first(resident, AuthenticatorKind.PASSWORD) if resident else None
         await db.commit()  # the hash check below takes ~20 ms: hold no lock across it
         ok = await asyncio.to_thread(passwords.verify_password, stored.password_hash if stored else None, password)
-        if not ok or resident is None or stored is None:
-            await self._failed(db, resident.id if resident else None, client, "password")
+        if not ok or resident_id is None or stored is None:
+            await self._failed(db, resident_id, client, "password")
             raise IdentityError(N_("The email address or password is wrong."))
+        changes: dict[str, Any] = {"last_used_at": utcnow()}
         if stored.password_hash and passwords.needs_rehash(stored.password_hash):
-            stored.password_hash = await asyncio.to_thread(passwords.hash_password, password)
-        stored.last_used_at = utcnow()
-        needs_second = any(
-            a.kind in (AuthenticatorKind.TOTP, AuthenticatorKind.RECOVERY) for a in resident.authenticators
-        )
+            changes["password_hash"] = await asyncio.to_thread(passwords.hash_password, password)
+        await db.execute(_USED_AUTHENTICATOR, {"authenticator_id": stored.id, **changes})
         if not needs_second:
-            await self._succeeded(db, resident.id, client, ["pwd"])
-        await db.commit()
-        return SignInResult(resident.id, ["pwd"], needs_second)
+            await self._succeeded(db, resident_id, client, ["pwd"], clear=account in found)
+        return SignInResult(resident_id, ["pwd"], needs_second)
 
     async def complete_second_factor(self, db: AsyncSession, resident_id: str, code: str, *, client: str) -> list[str]:
-        """Check a TOTP code or a recovery code; return the full amr on success."""
+        """Check a TOTP code or a recovery code; return the full amr on success.
+
+        A refusal is committed before it is raised. A success is recorded but not committed: the
+        caller starts the browser session in the same transaction and commits it.
+        """
         resident = await self.resident(db, resident_id)
         if resident is None:
             raise IdentityError(N_("Your sign-in has expired. Start again."))
@@ -256,7 +300,6 @@ class IdentityService:
         else:
             amr = await self._use_recovery_code(db, resident, compact, client)
         await self._succeeded(db, resident_id, client, amr)
-        await db.commit()
         return amr
 
     async def _check_totp(self, db: AsyncSession, resident: Resident, code: str, client: str) -> list[str]:
@@ -301,38 +344,40 @@ class IdentityService:
     async def passkey_sign_in(
         self, db: AsyncSession, response: dict[str, Any], challenge: bytes, *, client: str
     ) -> SignInResult:
-        until = await throttle.locked_until(db, [throttle.address_key(client)])
-        if until:
-            raise ThrottledError(throttle.minutes_left(until))
+        """A usernameless passkey sign-in, in the caller's transaction.
+
+        A refusal is committed before it is raised (a throttled attempt records nothing). A success
+        is recorded but not committed: the caller starts the browser session in the same
+        transaction and commits it.
+        """
         credential_id = passkeys.credential_id_of(response)
-        # Locked: two uses of one credential at once must see each other's sign count.
-        device = await db.scalar(
-            select(Authenticator)
-            .where(Authenticator.credential_id == credential_id, Authenticator.kind == AuthenticatorKind.PASSKEY)
-            .with_for_update()
-        )
+        device = (await db.execute(_PASSKEY_SIGN_IN, {"credential_id": credential_id})).first()
+        address = throttle.address_key(client)
+        account = throttle.account_key(device.resident_id) if device is not None else None
+        found = await throttle.lookup(db, [address] + ([account] if account else []))
+        if until := throttle.lock_in_force(found):
+            raise ThrottledError(throttle.minutes_left(until))
         if device is None or device.public_key is None:
             await self._failed(db, None, client, "passkey-unknown")
             raise IdentityError(N_("This passkey is not registered with any account."))
-        resident = await db.get(Resident, device.resident_id)
+        resident_id: str = device.resident_id
         handle = passkeys.user_handle_of(response)
-        if resident is None or handle is None or not hmac.compare_digest(handle, resident.webauthn_user_handle):
-            await self._failed(db, device.resident_id, client, "passkey-user-handle")
+        if handle is None or not hmac.compare_digest(handle, device.webauthn_user_handle):
+            await self._failed(db, resident_id, client, "passkey-user-handle")
             raise IdentityError(N_("That passkey could not be verified. Try again."))
-        if until := await throttle.locked_until(db, [throttle.account_key(resident.id)]):
-            raise ThrottledError(throttle.minutes_left(until))
         try:
-            device.sign_count = passkeys.verify_assertion(
+            sign_count = passkeys.verify_assertion(
                 self.rp, response, challenge, device.public_key, device.sign_count or 0
             )
         except passkeys.PasskeyError as exc:
-            await self._failed(db, resident.id, client, "passkey")
+            await self._failed(db, resident_id, client, "passkey")
             raise IdentityError(exc.reason) from exc
-        device.last_used_at = utcnow()
+        await db.execute(
+            _USED_AUTHENTICATOR, {"authenticator_id": device.id, "sign_count": sign_count, "last_used_at": utcnow()}
+        )
         amr = ["swk" if device.backed_up else "hwk", "user", "mfa"]
-        await self._succeeded(db, resident.id, client, amr)
-        await db.commit()
-        return SignInResult(resident.id, amr, False)
+        await self._succeeded(db, resident_id, client, amr, clear=account in found)
+        return SignInResult(resident_id, amr, False)
 
     async def _failed(self, db: AsyncSession, resident_id: str | None, client: str, method: str) -> None:
         locked = await throttle.record_failure(db, throttle.address_key(client), throttle.ADDRESS_LIMIT)
@@ -348,8 +393,12 @@ class IdentityService:
             await audit.record(db, "sign_in.locked", actor="system", subject=subject, data={"client": client})
         await db.commit()
 
-    async def _succeeded(self, db: AsyncSession, resident_id: str, client: str, amr: list[str]) -> None:
-        await throttle.clear(db, throttle.account_key(resident_id))
+    async def _succeeded(
+        self, db: AsyncSession, resident_id: str, client: str, amr: list[str], *, clear: bool = True
+    ) -> None:
+        """Record a completed sign-in; ``clear=False`` when the account is known to have no failures."""
+        if clear:
+            await throttle.clear(db, throttle.account_key(resident_id))
         await audit.record(
             db,
             "sign_in.succeeded",

@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from bauhinia.core.database import SessionDep
 from bauhinia.core.i18n import N_
-from bauhinia.core.sessions import SessionKind
+from bauhinia.core.sessions import SessionKind, mutate_state
 from bauhinia.core.web import redirect, verify_csrf
 from bauhinia.identity.service import (
     VERIFICATION_CHANNELS,
@@ -92,9 +92,30 @@ async def staff_home(request: Request, db: SessionDep, staff: Officer, q: str = 
     return await render(request, "staff/home.html", staff=staff, query=query, searched=bool(query))
 
 
+# Actions answer with a redirect to the resident's page (post/redirect/get), so reloading
+# the page never repeats an action; the page names what was done.
+NOTICES = {
+    "verified": N_("Identity verified."),
+    "unlocked": N_("Sign-in is unlocked."),
+    "reset-code": N_("Give the resident this reset code."),
+}
+
+
 @router.get("/residents/{resident_id}")
-async def resident_page(request: Request, resident_id: str, db: SessionDep, staff: Officer) -> Response:
-    return await _resident_page(request, db, staff, _id(resident_id), errors={}, notice="")
+async def resident_page(
+    request: Request, resident_id: str, db: SessionDep, staff: Officer, notice: str = ""
+) -> Response:
+    code = ""
+    if notice == "reset-code":
+        # Shown once: the code lives in the officer's session until this page takes it.
+        row = await session_manager(request).load(request, db, SessionKind.STAFF)
+        taken = await session_manager(request).take(db, row, "fresh_reset_code") if row else None
+        code = taken if isinstance(taken, str) else ""
+        if not code:
+            notice = ""
+    return await _resident_page(
+        request, db, staff, _id(resident_id), errors={}, notice=NOTICES.get(notice, ""), reset_code=code
+    )
 
 
 async def _resident_page(
@@ -148,7 +169,7 @@ async def verify_identity(request: Request, resident_id: str, db: SessionDep, st
             notice="",
             status=400,
         )
-    return await _resident_page(request, db, staff, _id(resident_id), errors={}, notice=N_("Identity verified."))
+    return redirect(f"/staff/residents/{_id(resident_id)}?notice=verified")
 
 
 @router.post("/residents/{resident_id}/unlock")
@@ -157,7 +178,7 @@ async def unlock(request: Request, resident_id: str, db: SessionDep, staff: Offi
         await identity_service(request).unlock(db, staff, _id(resident_id))
     except IdentityError:
         return await render(request, "error.html", 404, status=404)
-    return await _resident_page(request, db, staff, _id(resident_id), errors={}, notice=N_("Sign-in is unlocked."))
+    return redirect(f"/staff/residents/{_id(resident_id)}?notice=unlocked")
 
 
 @router.post("/residents/{resident_id}/reset-code")
@@ -166,12 +187,8 @@ async def reset_code(request: Request, resident_id: str, db: SessionDep, staff: 
         code = await identity_service(request).issue_reset_code(db, staff, _id(resident_id))
     except IdentityError:
         return await render(request, "error.html", 404, status=404)
-    return await _resident_page(
-        request,
-        db,
-        staff,
-        _id(resident_id),
-        errors={},
-        notice=N_("Give the resident this reset code."),
-        reset_code=code,
-    )
+    row = await session_manager(request).load(request, db, SessionKind.STAFF)
+    assert row is not None  # the Officer guard found this session
+    mutate_state(row, fresh_reset_code=code)
+    await db.commit()
+    return redirect(f"/staff/residents/{_id(resident_id)}?notice=reset-code")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +21,13 @@ class Limit:
     max_failures: int
 
 
+THROTTLES: Table = SignInThrottle.__table__  # type: ignore[assignment]
+
+_LOOKUP = select(THROTTLES.c.key, THROTTLES.c.locked_until).where(
+    THROTTLES.c.key.in_(bindparam("keys", expanding=True))
+)
+_CLEAR = delete(THROTTLES).where(THROTTLES.c.key == bindparam("key"))
+
 ACCOUNT_LIMIT = Limit(max_failures=5)
 ADDRESS_LIMIT = Limit(max_failures=20)
 
@@ -33,18 +40,33 @@ def address_key(address: str) -> str:
     return f"address:{address[:100]}"
 
 
+async def lookup(db: AsyncSession, keys: list[str]) -> dict[str, datetime | None]:
+    """The keys that have a row (recent failures), each with its lock, in one statement."""
+    return {row.key: row.locked_until for row in await db.execute(_LOOKUP, {"keys": keys})}
+
+
+def lock_in_force(found: dict[str, datetime | None]) -> datetime | None:
+    """The latest of the locks that is still in force, if any."""
+    now = utcnow()
+    locks = [until for until in found.values() if until is not None and until > now]
+    return max(locks) if locks else None
+
+
 async def locked_until(db: AsyncSession, keys: list[str]) -> datetime | None:
     """The latest lock among the keys that is still in force, if any."""
-    now = utcnow()
-    rows = (await db.execute(select(SignInThrottle).where(SignInThrottle.key.in_(keys)))).scalars()
-    locks = [row.locked_until for row in rows if row.locked_until and row.locked_until > now]
-    return max(locks) if locks else None
+    return lock_in_force(await lookup(db, keys))
 
 
 async def record_failure(db: AsyncSession, key: str, limit: Limit) -> bool:
     """Count a failure; return True when this failure locks the key."""
     now = utcnow()
-    locked = select(SignInThrottle).where(SignInThrottle.key == key).with_for_update()
+    # Re-read under the lock even if this session holds the row already: its copy may be stale.
+    locked = (
+        select(SignInThrottle)
+        .where(SignInThrottle.key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     row = (await db.execute(locked)).scalar()
     if row is None:
         # Concurrent first failures for a key: the loser's insert waits for the winner's row and
@@ -66,7 +88,7 @@ async def record_failure(db: AsyncSession, key: str, limit: Limit) -> bool:
 
 
 async def clear(db: AsyncSession, key: str) -> None:
-    await db.execute(delete(SignInThrottle).where(SignInThrottle.key == key))
+    await db.execute(_CLEAR, {"key": key})
 
 
 def minutes_left(until: datetime) -> int:

@@ -104,6 +104,7 @@ async def register(request: Request, db: SessionDep) -> Response:
 
 
 async def _start_resident_session(request: Request, db: SessionDep, resident_id: str, amr: list[str]) -> None:
+    """Rotate the browser session to a signed-in one and commit, with whatever the transaction holds."""
     manager = session_manager(request)
     old = await manager.load(request, db, SessionKind.RESIDENT)
     await manager.start(
@@ -147,6 +148,7 @@ async def sign_in(request: Request, db: SessionDep) -> Response:
             errors={"email": translated(request, error)},
             email=email,
         )
+    # The success is recorded, not yet committed: the new session goes into the same transaction.
     if not result.needs_second_factor:
         await _start_resident_session(request, db, result.resident_id, result.amr)
         return redirect(next_path)
@@ -211,8 +213,9 @@ async def second_factor(request: Request, db: SessionDep) -> Response:
 @router.post("/signin/passkey/options")
 async def passkey_sign_in_options(request: Request, db: SessionDep) -> Response:
     options, challenge = passkeys.authentication_options(identity_service(request).rp)
-    row = await session_manager(request).ensure(request, db, SessionKind.RESIDENT)
-    mutate_state(row, passkey_signin_challenge=passkeys.challenge_to_text(challenge))
+    manager = session_manager(request)
+    row = await manager.ensure(request, db, SessionKind.RESIDENT)
+    await manager.write_state(db, row, passkey_signin_challenge=passkeys.challenge_to_text(challenge))
     await db.commit()
     return Response(options, media_type="application/json")
 
@@ -221,19 +224,27 @@ async def passkey_sign_in_options(request: Request, db: SessionDep) -> Response:
 async def passkey_sign_in(request: Request, db: SessionDep) -> JSONResponse:
     manager = session_manager(request)
     row = await manager.load(request, db, SessionKind.RESIDENT)
-    # The challenge is spent before the response is checked: an assertion can never be replayed.
-    challenge_text = await manager.take(db, row, "passkey_signin_challenge") if row else None
+    # The challenge is spent before the response is checked, under the session row's lock, in the
+    # transaction that records the outcome: an assertion can never be replayed, and every path
+    # below commits the spend.
+    challenge_text = await manager.claim(db, row, "passkey_signin_challenge") if row else None
     if not isinstance(challenge_text, str):
+        await db.commit()
         return _json_error(request, N_("Your sign-in has expired. Start again."), 400)
     next_path = safe_next(request.query_params.get("next"), "/account")
     try:
         response = passkeys.parse_json(await request.body())
-        result = await identity_service(request).passkey_sign_in(
-            db, response, passkeys.challenge_from_text(challenge_text), client=client_address(request)
-        )
+        # The spend stays pending (no autoflush): a refusal's commit writes it, a success's rotation
+        # rewrites the whole row instead, one UPDATE fewer.
+        with db.no_autoflush:
+            result = await identity_service(request).passkey_sign_in(
+                db, response, passkeys.challenge_from_text(challenge_text), client=client_address(request)
+            )
     except passkeys.PasskeyError as error:
+        await db.commit()
         return _json_error(request, error.reason, 400)
     except IdentityError as error:
+        await db.commit()
         return _json_error(request, error.message, 400, **error.params)
     await _start_resident_session(request, db, result.resident_id, result.amr)
     return JSONResponse({"redirect": next_path})
