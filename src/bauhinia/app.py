@@ -13,15 +13,15 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from bauhinia import __version__
+from bauhinia.core import hosts
 from bauhinia.core import routes as core_routes
 from bauhinia.core.database import create_engine, create_sessionmaker
-from bauhinia.core import hosts
 from bauhinia.core.errors import install_error_handlers, problem_response, wants_html
 from bauhinia.core.hosts import LoopbackRedirectMiddleware
+from bauhinia.core.i18n import N_
 from bauhinia.core.keys import KeyRing
 from bauhinia.core.observability import Metrics, configure_logging
 from bauhinia.core.sessions import SessionManager
-from bauhinia.core.i18n import N_
 from bauhinia.core.web import CsrfFailure, EdgeMiddleware, Templates, templates_of, translator_of
 from bauhinia.identity import staff_views
 from bauhinia.identity import views as identity_views

@@ -26,7 +26,7 @@ runner = CliRunner()
 
 async def invoke(arguments: list[str], env: dict[str, str] | None = None) -> Result:
     """The CLI runs its own event loop (asyncio.run), so it runs in a thread beside the test's."""
-    return await asyncio.to_thread(runner.invoke, cli, arguments, env=env)
+    return await asyncio.to_thread(lambda: runner.invoke(cli, arguments, env=env))
 
 
 def env_for(settings: Settings) -> dict[str, str]:
@@ -41,7 +41,7 @@ def env_for(settings: Settings) -> dict[str, str]:
 
 async def count(app: FastAPI, model: type[object]) -> int:
     async with app.state.sessionmaker() as db:
-        return int(await db.scalar(select(func.count()).select_from(model)) or 0)  # type: ignore[call-overload]
+        return int(await db.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def test_staff_add_prints_its_secrets_once_and_refuses_unknown_roles(app: FastAPI, settings: Settings) -> None:
