@@ -9,10 +9,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import Result
 from fastapi import FastAPI
 from sqlalchemy import func, select
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from bauhinia.cli import app as cli
 from bauhinia.core.database import utcnow
