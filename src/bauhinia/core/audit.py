@@ -3,7 +3,8 @@
 Each event's hash covers its own fields and the previous event's hash, so any
 change, removal or reordering of a stored event breaks the chain at that point.
 Appends serialise on a single head row (``SELECT … FOR UPDATE`` on PostgreSQL;
-SQLite serialises writers at ``BEGIN IMMEDIATE``), so the chain never forks.
+SQLite serialises writers at ``BEGIN IMMEDIATE``), so the chain never forks; a
+trigger on ``audit_events`` advances the head as each event is inserted.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Integer, String, Table, insert, select, update
+from sqlalchemy import JSON, BigInteger, Integer, String, Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -56,8 +57,7 @@ HEAD: Table = AuditHead.__table__  # type: ignore[assignment]
 
 # Built once: building a statement costs as much as running it.
 _LOCK_HEAD = select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1).with_for_update()
-_INSERT_EVENT = insert(EVENTS)
-_ADVANCE_HEAD = update(HEAD).where(HEAD.c.id == 1)  # SET: seq and hash, given as parameters
+_INSERT_EVENT = insert(EVENTS)  # the trigger audit_events_advance_head moves the head along
 
 
 def event_hash(
@@ -78,29 +78,31 @@ def event_hash(
 
 async def record(
     session: AsyncSession, event_type: str, *, actor: str, subject: str, data: dict[str, Any] | None = None
-) -> AuditEvent:
-    """Append an event in the caller's transaction; it is durable when the caller commits.
+) -> int:
+    """Append an event in the caller's transaction; it is durable when the caller commits. Returns its seq.
 
-    Three statements, written at once (Core, not the ORM's unit of work): lock and read the head,
-    insert the event, advance the head. The returned event is a copy, not attached to the session.
+    Two statements, run at once (not through the ORM's unit of work): lock and read the head,
+    insert the event. The insert advances the head in the same statement: a trigger on
+    audit_events (migration 0002) sets audit_head to the event just inserted.
     """
     payload = dict(data or {})
     prev_seq, prev_hash = await _locked_head(session)
     seq = prev_seq + 1
     at = utcnow()
-    values = {
-        "seq": seq,
-        "at": at,
-        "event_type": event_type,
-        "actor": actor,
-        "subject": subject,
-        "data": payload,
-        "prev_hash": prev_hash,
-        "hash": event_hash(seq, at, event_type, actor, subject, payload, prev_hash),
-    }
-    await session.execute(_INSERT_EVENT, values)
-    await session.execute(_ADVANCE_HEAD, {"seq": seq, "hash": values["hash"]})
-    return AuditEvent(**values)
+    await session.execute(
+        _INSERT_EVENT,
+        {
+            "seq": seq,
+            "at": at,
+            "event_type": event_type,
+            "actor": actor,
+            "subject": subject,
+            "data": payload,
+            "prev_hash": prev_hash,
+            "hash": event_hash(seq, at, event_type, actor, subject, payload, prev_hash),
+        },
+    )
+    return seq
 
 
 async def _locked_head(session: AsyncSession) -> tuple[int, str]:

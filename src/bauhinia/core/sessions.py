@@ -52,6 +52,8 @@ _LOAD = select(WebSession).where(WebSession.id_hash == bindparam("id_hash"))
 _LOCK = _LOAD.with_for_update().execution_options(populate_existing=True)
 _INSERT = insert(SESSIONS)
 _UPDATE = update(SESSIONS).where(SESSIONS.c.id_hash == bindparam("row_id_hash"))  # SET: the parameters given
+# In AsyncSession.info: the session row that load(lock=True) locked, and in which transaction.
+_LOCKED = "bauhinia.locked_web_session"
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,15 @@ class SessionManager:
     def _hash(self, token: str) -> str:
         return self.keyring.keyed_hash(Purpose.SESSION_ID_HMAC, token)
 
-    async def load(self, request: Request, db: AsyncSession, kind: SessionKind) -> WebSession | None:
-        """The live session for this request's cookie, or None; cached on the request."""
+    async def load(
+        self, request: Request, db: AsyncSession, kind: SessionKind, *, lock: bool = False
+    ) -> WebSession | None:
+        """The live session for this request's cookie, or None; cached on the request.
+
+        ``lock`` reads the row with ``SELECT … FOR UPDATE`` (the CSRF check of a state-changing
+        request does): the request's other uses of the row, such as ``claim``, then need no
+        second read while the transaction lasts.
+        """
         cache_key = f"web_session_{kind.value}"
         if hasattr(request.state, cache_key):
             cached: WebSession | None = getattr(request.state, cache_key)
@@ -91,10 +100,12 @@ class SessionManager:
         token = request.cookies.get(self.cookie_name(kind), "")
         found = None
         if 20 <= len(token) <= 100:
-            row = (await db.execute(_LOAD, {"id_hash": self._hash(token)})).scalar_one_or_none()
+            row = (await db.execute(_LOCK if lock else _LOAD, {"id_hash": self._hash(token)})).scalar_one_or_none()
             now = utcnow()
             if row is not None and row.kind == kind and self._alive(row, now):
                 found = row
+                if lock:
+                    db.info[_LOCKED] = (row.id_hash, db.sync_session.get_transaction())
                 if now - row.last_seen_at > TOUCH_INTERVAL:
                     row.last_seen_at = now
                     await db.commit()
@@ -170,11 +181,15 @@ class SessionManager:
 
         The row is locked (``SELECT … FOR UPDATE``; SQLite serialises at ``BEGIN IMMEDIATE``) and
         re-read, so two requests racing with one value cannot both receive it; the lock is held
-        until the caller's transaction ends. The removal is written when the caller commits, or by
-        ``start(replacing=row)`` in the same transaction, whose UPDATE rewrites the state: the
-        caller must commit whatever the outcome.
+        until the caller's transaction ends. A row that ``load(lock=True)`` read in this same
+        transaction is already locked and current: it is not read again. The removal is written
+        when the caller commits, or by ``start(replacing=row)`` in the same transaction, whose
+        UPDATE rewrites the state: the caller must commit whatever the outcome.
         """
-        fresh = (await db.execute(_LOCK, {"id_hash": row.id_hash})).scalar_one_or_none()
+        if db.info.get(_LOCKED) == (row.id_hash, db.sync_session.get_transaction()):
+            fresh: WebSession | None = row
+        else:
+            fresh = (await db.execute(_LOCK, {"id_hash": row.id_hash})).scalar_one_or_none()
         value = fresh.state.get(key) if fresh is not None else None
         if fresh is not None and value is not None:
             mutate_state(fresh, **{key: None})

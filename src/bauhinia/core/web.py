@@ -253,7 +253,9 @@ async def verify_csrf(request: Request, db: SessionDep) -> None:
     if request.headers.get("sec-fetch-site") == "cross-site":
         raise CsrfFailure
     manager: SessionManager = request.app.state.session_manager
-    row = await manager.load(request, db, session_kind_for(request.url.path))
+    # Locked to the end of the transaction: the request may change the row (a spent challenge, a
+    # rotation), and a concurrent request in the same session then waits instead of racing.
+    row = await manager.load(request, db, session_kind_for(request.url.path), lock=True)
     offered = request.headers.get(CSRF_HEADER, "")
     if not offered and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")

@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
-from sqlalchemy import Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import String, Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -72,19 +72,27 @@ VERIFICATION_DOCUMENTS = ("hkid-card", "hkid-card-and-birth-certificate")
 STAFF_ROLES = ("officer", "admin")
 
 # The sign-in path's statements, built once (building one costs as much as running it).
-# A resident by email with their authenticators: one row each (or one with NULLs, or none).
-_PASSWORD_SIGN_IN = (
-    select(
-        RESIDENTS.c.id.label("resident_id"),
-        AUTHENTICATORS.c.id,
-        AUTHENTICATORS.c.kind,
-        AUTHENTICATORS.c.password_hash,
-    )
-    .select_from(RESIDENTS.outerjoin(AUTHENTICATORS, AUTHENTICATORS.c.resident_id == RESIDENTS.c.id))
-    .where(RESIDENTS.c.email == bindparam("email"))
+#
+# A password sign-in's reads, in one statement: the resident with this email (if any), their
+# authenticators (one row each), and the throttle rows of the client's address and of the account.
+# Rooted in a one-row probe, so it returns at least one row and costs the same whether or not the
+# account exists; a row per authenticator and throttle row found (a handful at most).
+_PROBE = select(bindparam("address", type_=String()).label("address")).subquery("probe")
+_PASSWORD_SIGN_IN = select(
+    RESIDENTS.c.id.label("resident_id"),
+    AUTHENTICATORS.c.id,
+    AUTHENTICATORS.c.kind,
+    AUTHENTICATORS.c.password_hash,
+    throttle.THROTTLES.c.key.label("throttle_key"),
+    throttle.THROTTLES.c.locked_until,
+).select_from(
+    _PROBE.outerjoin(RESIDENTS, RESIDENTS.c.email == bindparam("email"))
+    .outerjoin(AUTHENTICATORS, AUTHENTICATORS.c.resident_id == RESIDENTS.c.id)
+    .outerjoin(throttle.THROTTLES, throttle.matching(_PROBE.c.address, RESIDENTS.c.id))
 )
-# A passkey and its resident's user handle; the passkey's row locked, so that two uses of one
-# credential at once see each other's sign count.
+# A passkey sign-in's reads: the passkey, its resident's user handle, and the throttle rows of the
+# address and the account. The passkey's row is locked, so that two uses of one credential at once
+# see each other's sign count. No row when the passkey is unknown.
 _PASSKEY_SIGN_IN = (
     select(
         AUTHENTICATORS.c.id,
@@ -93,10 +101,18 @@ _PASSKEY_SIGN_IN = (
         AUTHENTICATORS.c.sign_count,
         AUTHENTICATORS.c.backed_up,
         RESIDENTS.c.webauthn_user_handle,
+        throttle.THROTTLES.c.key.label("throttle_key"),
+        throttle.THROTTLES.c.locked_until,
     )
-    .select_from(AUTHENTICATORS.join(RESIDENTS, RESIDENTS.c.id == AUTHENTICATORS.c.resident_id))
+    .select_from(
+        AUTHENTICATORS.join(RESIDENTS, RESIDENTS.c.id == AUTHENTICATORS.c.resident_id).outerjoin(
+            throttle.THROTTLES,
+            throttle.matching(bindparam("address", type_=String()), AUTHENTICATORS.c.resident_id),
+        )
+    )
     .where(
-        AUTHENTICATORS.c.credential_id == bindparam("credential_id"), AUTHENTICATORS.c.kind == AuthenticatorKind.PASSKEY
+        AUTHENTICATORS.c.credential_id == bindparam("credential_id"),
+        AUTHENTICATORS.c.kind == AuthenticatorKind.PASSKEY,
     )
     .with_for_update(of=AUTHENTICATORS)
 )
@@ -126,6 +142,13 @@ class SignInResult:
     resident_id: str
     amr: list[str]
     needs_second_factor: bool
+
+
+# Starts the browser session for a sign-in that succeeded, in the sign-in's own transaction (the caller's
+# SessionManager.start). Every sign-in awaits it before it writes anything else: a sign-in transaction
+# then locks the session row before the audit head, as every other request does (the CSRF check locks
+# it first), so two requests of one browser session can never wait for each other in a cycle.
+SessionStarter = Callable[[SignInResult], Awaitable[None]]
 
 
 def actor(resident_id: str) -> str:
@@ -247,44 +270,52 @@ class IdentityService:
 
     # --- sign-in ---------------------------------------------------------------------------------
 
-    async def sign_in_with_password(self, db: AsyncSession, email: str, password: str, *, client: str) -> SignInResult:
+    async def sign_in_with_password(
+        self, db: AsyncSession, email: str, password: str, *, client: str, start_session: SessionStarter
+    ) -> SignInResult:
         """The first step with a password: the second one too when the resident has no authenticator app.
 
         Two transactions: the reads end before the hash (~20 ms), so no lock is held across it (on
         SQLite, BEGIN IMMEDIATE takes the write lock). A refusal is committed before it is raised.
-        A success is recorded (the audit event, the throttle cleared) but not committed: the caller
-        starts the browser session in the same transaction and commits it.
+        A success is one transaction: ``start_session`` first, then the success recorded (the
+        authenticator's use, the throttle cleared, the audit event), committed together.
         """
         address = throttle.address_key(client)
-        # One statement for the resident and their authenticators (the password hash, and whether a
-        # second factor is owed), one for the throttles: the same work whether or not the account exists.
-        rows = (await db.execute(_PASSWORD_SIGN_IN, {"email": email.strip().lower()})).all()
-        resident_id: str | None = rows[0].resident_id if rows else None
-        stored = next((row for row in rows if row.kind == AuthenticatorKind.PASSWORD), None)
-        needs_second = any(row.kind in (AuthenticatorKind.TOTP, AuthenticatorKind.RECOVERY) for row in rows)
-        account = throttle.account_key(resident_id) if resident_id else None
-        found = await throttle.lookup(db, [address] + ([account] if account else []))
+        rows = (await db.execute(_PASSWORD_SIGN_IN, {"address": address, "email": email.strip().lower()})).all()
+        resident_id: str | None = rows[0].resident_id
+        authenticators = {row.id: row for row in rows if row.id is not None}.values()
+        stored = next((row for row in authenticators if row.kind == AuthenticatorKind.PASSWORD), None)
+        needs_second = any(row.kind in (AuthenticatorKind.TOTP, AuthenticatorKind.RECOVERY) for row in authenticators)
+        found = {row.throttle_key: row.locked_until for row in rows if row.throttle_key is not None}
         until = throttle.lock_in_force(found)
         if until:
             raise ThrottledError(throttle.minutes_left(until))
+        rehash = (
+            stored is not None and stored.password_hash is not None and passwords.needs_rehash(stored.password_hash)
+        )
         await db.commit()  # the hash check below takes ~20 ms: hold no lock across it
         ok = await asyncio.to_thread(passwords.verify_password, stored.password_hash if stored else None, password)
         if not ok or resident_id is None or stored is None:
             await self._failed(db, resident_id, client, "password")
             raise IdentityError(N_("The email address or password is wrong."))
         changes: dict[str, Any] = {"last_used_at": utcnow()}
-        if stored.password_hash and passwords.needs_rehash(stored.password_hash):
+        if rehash:
             changes["password_hash"] = await asyncio.to_thread(passwords.hash_password, password)
+        result = SignInResult(resident_id, ["pwd"], needs_second)
+        await start_session(result)
         await db.execute(_USED_AUTHENTICATOR, {"authenticator_id": stored.id, **changes})
         if not needs_second:
-            await self._succeeded(db, resident_id, client, ["pwd"], clear=account in found)
-        return SignInResult(resident_id, ["pwd"], needs_second)
+            await self._succeeded(db, resident_id, client, ["pwd"], clear=throttle.account_key(resident_id) in found)
+        await db.commit()
+        return result
 
-    async def complete_second_factor(self, db: AsyncSession, resident_id: str, code: str, *, client: str) -> list[str]:
-        """Check a TOTP code or a recovery code; return the full amr on success.
+    async def complete_second_factor(
+        self, db: AsyncSession, resident_id: str, code: str, *, client: str, start_session: SessionStarter
+    ) -> SignInResult:
+        """Check a TOTP code or a recovery code: the full amr on success.
 
-        A refusal is committed before it is raised. A success is recorded but not committed: the
-        caller starts the browser session in the same transaction and commits it.
+        A refusal is committed before it is raised. A success is one transaction with
+        ``start_session``, committed together.
         """
         resident = await self.resident(db, resident_id)
         if resident is None:
@@ -299,8 +330,11 @@ class IdentityService:
             amr = await self._check_totp(db, resident, compact, client)
         else:
             amr = await self._use_recovery_code(db, resident, compact, client)
+        result = SignInResult(resident_id, amr, False)
+        await start_session(result)
         await self._succeeded(db, resident_id, client, amr)
-        return amr
+        await db.commit()
+        return result
 
     async def _check_totp(self, db: AsyncSession, resident: Resident, code: str, client: str) -> list[str]:
         for device in (a for a in resident.authenticators if a.kind == AuthenticatorKind.TOTP):
@@ -342,19 +376,27 @@ class IdentityService:
         raise IdentityError(N_("The code is wrong. Check your authenticator app and enter the current code."))
 
     async def passkey_sign_in(
-        self, db: AsyncSession, response: dict[str, Any], challenge: bytes, *, client: str
+        self,
+        db: AsyncSession,
+        response: dict[str, Any],
+        challenge: bytes,
+        *,
+        client: str,
+        start_session: SessionStarter,
     ) -> SignInResult:
-        """A usernameless passkey sign-in, in the caller's transaction.
+        """A usernameless passkey sign-in, in the caller's transaction (which has spent the challenge).
 
         A refusal is committed before it is raised (a throttled attempt records nothing). A success
-        is recorded but not committed: the caller starts the browser session in the same
-        transaction and commits it.
+        is ``start_session`` and the success recorded, committed together.
         """
         credential_id = passkeys.credential_id_of(response)
-        device = (await db.execute(_PASSKEY_SIGN_IN, {"credential_id": credential_id})).first()
         address = throttle.address_key(client)
-        account = throttle.account_key(device.resident_id) if device is not None else None
-        found = await throttle.lookup(db, [address] + ([account] if account else []))
+        rows = (await db.execute(_PASSKEY_SIGN_IN, {"credential_id": credential_id, "address": address})).all()
+        device = rows[0] if rows else None
+        if device is None:  # an unknown passkey: its address may still be locked
+            found = await throttle.lookup(db, [address])
+        else:
+            found = {row.throttle_key: row.locked_until for row in rows if row.throttle_key is not None}
         if until := throttle.lock_in_force(found):
             raise ThrottledError(throttle.minutes_left(until))
         if device is None or device.public_key is None:
@@ -372,12 +414,14 @@ class IdentityService:
         except passkeys.PasskeyError as exc:
             await self._failed(db, resident_id, client, "passkey")
             raise IdentityError(exc.reason) from exc
+        result = SignInResult(resident_id, ["swk" if device.backed_up else "hwk", "user", "mfa"], False)
+        await start_session(result)
         await db.execute(
             _USED_AUTHENTICATOR, {"authenticator_id": device.id, "sign_count": sign_count, "last_used_at": utcnow()}
         )
-        amr = ["swk" if device.backed_up else "hwk", "user", "mfa"]
-        await self._succeeded(db, resident_id, client, amr, clear=account in found)
-        return SignInResult(resident_id, amr, False)
+        await self._succeeded(db, resident_id, client, result.amr, clear=throttle.account_key(resident_id) in found)
+        await db.commit()
+        return result
 
     async def _failed(self, db: AsyncSession, resident_id: str | None, client: str, method: str) -> None:
         locked = await throttle.record_failure(db, throttle.address_key(client), throttle.ADDRESS_LIMIT)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, bindparam, delete, select
+from sqlalchemy import ColumnElement, String, Table, bindparam, delete, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,8 +32,19 @@ ACCOUNT_LIMIT = Limit(max_failures=5)
 ADDRESS_LIMIT = Limit(max_failures=20)
 
 
+ACCOUNT_PREFIX = "account:"
+
+
 def account_key(principal: str) -> str:
-    return f"account:{principal}"
+    return f"{ACCOUNT_PREFIX}{principal}"
+
+
+def matching(address: ColumnElement[str], principal: ColumnElement[str]) -> ColumnElement[bool]:
+    """A join condition for the throttle rows of an address and of an account, both given as SQL.
+
+    Lets a sign-in read its throttles in the statement that finds the account.
+    """
+    return or_(THROTTLES.c.key == address, THROTTLES.c.key == literal(ACCOUNT_PREFIX, String()) + principal)
 
 
 def address_key(address: str) -> str:

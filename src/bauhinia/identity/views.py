@@ -23,7 +23,9 @@ from bauhinia.identity.service import (
     AccountHolder,
     AuthenticatorKind,
     IdentityError,
+    SessionStarter,
     SignedInResident,
+    SignInResult,
     client_address,
     has_strong_authenticator,
     identity_service,
@@ -103,18 +105,26 @@ async def register(request: Request, db: SessionDep) -> Response:
 # --- sign in --------------------------------------------------------------------------------------
 
 
+def _signed_in_session(request: Request, db: SessionDep) -> SessionStarter:
+    """For a sign-in to call in its transaction: rotate the browser session to a signed-in one."""
+
+    async def start(result: SignInResult) -> None:
+        manager = session_manager(request)
+        await manager.start(
+            request,
+            db,
+            SessionKind.RESIDENT,
+            principal_id=result.resident_id,
+            state={"amr": result.amr, "auth_time": int(time.time())},
+            replacing=await manager.load(request, db, SessionKind.RESIDENT),
+        )
+
+    return start
+
+
 async def _start_resident_session(request: Request, db: SessionDep, resident_id: str, amr: list[str]) -> None:
     """Rotate the browser session to a signed-in one and commit, with whatever the transaction holds."""
-    manager = session_manager(request)
-    old = await manager.load(request, db, SessionKind.RESIDENT)
-    await manager.start(
-        request,
-        db,
-        SessionKind.RESIDENT,
-        principal_id=resident_id,
-        state={"amr": amr, "auth_time": int(time.time())},
-        replacing=old,
-    )
+    await _signed_in_session(request, db)(SignInResult(resident_id, amr, False))
     await db.commit()
 
 
@@ -135,9 +145,29 @@ async def sign_in(request: Request, db: SessionDep) -> Response:
         errors["password"] = N_("Enter your password.")
     if errors:
         return await render(request, "identity/signin.html", 400, next=next_path, errors=errors, email=email)
+    signed_in = _signed_in_session(request, db)
+
+    async def start_session(result: SignInResult) -> None:
+        if not result.needs_second_factor:
+            await signed_in(result)
+            return
+        manager = session_manager(request)
+        await manager.start(
+            request,
+            db,
+            SessionKind.RESIDENT,
+            state={
+                "pending_resident": result.resident_id,
+                "pending_amr": result.amr,
+                "pending_at": int(time.time()),
+                "next": next_path,
+            },
+            replacing=await manager.load(request, db, SessionKind.RESIDENT),
+        )
+
     try:
         result = await identity_service(request).sign_in_with_password(
-            db, email, password, client=client_address(request)
+            db, email, password, client=client_address(request), start_session=start_session
         )
     except IdentityError as error:
         return await render(
@@ -148,25 +178,7 @@ async def sign_in(request: Request, db: SessionDep) -> Response:
             errors={"email": translated(request, error)},
             email=email,
         )
-    # The success is recorded, not yet committed: the new session goes into the same transaction.
-    if not result.needs_second_factor:
-        await _start_resident_session(request, db, result.resident_id, result.amr)
-        return redirect(next_path)
-    manager = session_manager(request)
-    await manager.start(
-        request,
-        db,
-        SessionKind.RESIDENT,
-        state={
-            "pending_resident": result.resident_id,
-            "pending_amr": result.amr,
-            "pending_at": int(time.time()),
-            "next": next_path,
-        },
-        replacing=await manager.load(request, db, SessionKind.RESIDENT),
-    )
-    await db.commit()
-    return redirect("/signin/code")
+    return redirect("/signin/code" if result.needs_second_factor else next_path)
 
 
 @router.get("/signin/code")
@@ -201,12 +213,15 @@ async def second_factor(request: Request, db: SessionDep) -> Response:
         )
     state = dict(row.state)
     try:
-        amr = await identity_service(request).complete_second_factor(
-            db, state["pending_resident"], code, client=client_address(request)
+        await identity_service(request).complete_second_factor(
+            db,
+            state["pending_resident"],
+            code,
+            client=client_address(request),
+            start_session=_signed_in_session(request, db),
         )
     except IdentityError as error:
         return await render(request, "identity/signin_code.html", 400, errors={"code": translated(request, error)})
-    await _start_resident_session(request, db, state["pending_resident"], amr)
     return redirect(safe_next(state.get("next"), "/account"))
 
 
@@ -237,8 +252,12 @@ async def passkey_sign_in(request: Request, db: SessionDep) -> JSONResponse:
         # The spend stays pending (no autoflush): a refusal's commit writes it, a success's rotation
         # rewrites the whole row instead, one UPDATE fewer.
         with db.no_autoflush:
-            result = await identity_service(request).passkey_sign_in(
-                db, response, passkeys.challenge_from_text(challenge_text), client=client_address(request)
+            await identity_service(request).passkey_sign_in(
+                db,
+                response,
+                passkeys.challenge_from_text(challenge_text),
+                client=client_address(request),
+                start_session=_signed_in_session(request, db),
             )
     except passkeys.PasskeyError as error:
         await db.commit()
@@ -246,7 +265,6 @@ async def passkey_sign_in(request: Request, db: SessionDep) -> JSONResponse:
     except IdentityError as error:
         await db.commit()
         return _json_error(request, error.message, 400, **error.params)
-    await _start_resident_session(request, db, result.resident_id, result.amr)
     return JSONResponse({"redirect": next_path})
 
 
