@@ -15,10 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bauhinia.app import create_app
-from bauhinia.core.database import Base
 from bauhinia.migrate import upgrade
 from bauhinia.models import load_all_models
 from bauhinia.settings import Mode, Settings
+from tests.helpers import empty_all_tables
 
 PUBLIC_URL = "https://bauhinia.test"
 TEST_SECRET = "test-secret-that-is-long-enough-for-hkdf-0123456789"
@@ -62,16 +62,10 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     )
 
 
-async def _empty_all_tables(app: FastAPI) -> None:
-    async with app.state.engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            await connection.execute(table.delete())
-
-
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
-    await _empty_all_tables(application)
+    await empty_all_tables(application)
     yield application
     await application.state.engine.dispose()
 

@@ -10,11 +10,19 @@ from datetime import date
 import httpx
 from fastapi import FastAPI
 
+from bauhinia.core.database import Base
 from bauhinia.identity import idcard, totp
 from bauhinia.identity.schemas import RegistrationInput, ValidRegistration, validate_registration
 
 CSRF_PATTERN = re.compile(r'name="csrf_token" value="([^"]+)"')
 STRONG_PASSWORD = "violet harbour tram lantern"
+
+
+async def empty_all_tables(app: FastAPI) -> None:
+    """Every table emptied, children before parents: a clean database without migrating again."""
+    async with app.state.engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            await connection.execute(table.delete())
 
 
 async def csrf_from(client: httpx.AsyncClient, path: str) -> str:

@@ -27,14 +27,13 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from bauhinia.app import create_app
-from bauhinia.core.database import Base
 from bauhinia.models import load_all_models
 from bauhinia.settings import Mode, Settings
 from tests.browser.support import LiveServer, Seeder, Tab, Tabs
+from tests.helpers import empty_all_tables
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -52,12 +51,6 @@ load_all_models()
 
 
 # --- the server -----------------------------------------------------------------------------------
-
-
-async def _empty_all_tables(app: FastAPI) -> None:
-    async with app.state.engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            await connection.execute(table.delete())
 
 
 def _free_port() -> int:
@@ -95,7 +88,7 @@ def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
         secret_key=secret,
         log_level="WARNING",
     )
-    Seeder(create_app(settings)).run(_empty_all_tables)
+    Seeder(create_app(settings)).run(empty_all_tables)
     env = {key: value for key, value in os.environ.items() if not key.startswith("BAUHINIA_")}
     env.update(
         BAUHINIA_MODE="dev",

@@ -74,6 +74,11 @@ class FieldErrors:
         return bool(self.errors)
 
 
+def personal_names(surname: str, given_names: str) -> list[str]:
+    """A resident's names as the password policy should recognise them, the full name in either order too."""
+    return [surname, given_names, f"{given_names} {surname}", f"{surname} {given_names}"]
+
+
 def age_on(birth: date, today: date) -> int:
     return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
@@ -145,7 +150,7 @@ def validate_registration(form: RegistrationInput, today: date) -> ValidRegistra
     if mobile and not _MOBILE.match(mobile):
         errors.add("mobile", N_("Enter a mobile number of 8 to 15 digits, or leave it blank."))
     # Checked with the other fields so one submission shows every problem (the service checks again).
-    personal = [surname, given, f"{surname} {given}", f"{given} {surname}", form.email, form.id_number]
+    personal = [*personal_names(surname, given), form.email, form.id_number]
     password_problem = passwords.policy_problem(form.password, personal)
     if password_problem:
         errors.add("password", password_problem)

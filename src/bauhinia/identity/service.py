@@ -14,13 +14,13 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
-from sqlalchemy import String, Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import String, Table, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -37,10 +37,9 @@ from bauhinia.identity.models import (
     GuardianConsent,
     IdentityVerification,
     Resident,
-    SignInThrottle,
     StaffMember,
 )
-from bauhinia.identity.schemas import ValidRegistration, age_on
+from bauhinia.identity.schemas import ValidRegistration, age_on, personal_names
 
 RESIDENTS: Table = Resident.__table__  # type: ignore[assignment]
 AUTHENTICATORS: Table = Authenticator.__table__  # type: ignore[assignment]
@@ -192,7 +191,7 @@ class IdentityService:
         """Create the resident and their password in one transaction, or raise and create nothing."""
         problem = passwords.policy_problem(
             form.password,
-            [*_names(form.english_surname, form.english_given_names), form.email, form.id_number.canonical],
+            [*personal_names(form.english_surname, form.english_given_names), form.email, form.id_number.canonical],
         )
         if problem:
             raise IdentityError(problem, "password")
@@ -574,7 +573,7 @@ class IdentityService:
         assert resident is not None
         stored = _first(resident, AuthenticatorKind.PASSWORD)
         problem = passwords.policy_problem(
-            new, [*_names(resident.english_surname, resident.english_given_names), resident.email]
+            new, [*personal_names(resident.english_surname, resident.english_given_names), resident.email]
         )
         if problem:
             raise IdentityError(problem, "new_password")
@@ -809,14 +808,6 @@ class IdentityService:
         lock = await throttle.locked_until(db, [throttle.account_key(resident_id)])
         return {"resident": resident, "verifications": verifications, "guardians": guardians, "locked_until": lock}
 
-    async def locked_accounts(self, db: AsyncSession) -> int:
-        count = await db.scalar(
-            select(func.count()).where(
-                SignInThrottle.locked_until > utcnow(), or_(SignInThrottle.key.like("account:%"))
-            )
-        )
-        return int(count or 0)
-
 
 def can_sign_in(authenticators: Sequence[Authenticator]) -> bool:
     """A passkey alone, or a password with an authenticator app, lets a resident sign in."""
@@ -828,21 +819,12 @@ def has_strong_authenticator(resident: Resident) -> bool:
     return any(a.kind in STRONG_KINDS for a in resident.authenticators)
 
 
-def _names(surname: str, given_names: str) -> list[str]:
-    """A resident's names as the password policy should recognise them, the full name in either order too."""
-    return [surname, given_names, f"{given_names} {surname}", f"{surname} {given_names}"]
-
-
 def _first(resident: Resident, kind: AuthenticatorKind) -> Authenticator | None:
     return next((a for a in resident.authenticators if a.kind == kind), None)
 
 
 def _authenticator(resident_id: str, kind: AuthenticatorKind, **values: Any) -> Authenticator:
     return Authenticator(id=new_id(), resident_id=resident_id, kind=kind, created_at=utcnow(), **values)
-
-
-def recent(at: datetime, window: timedelta) -> bool:
-    return utcnow() - at <= window
 
 
 # --- request-level helpers: who is signed in, and guards for pages that need someone to be ---
