@@ -27,6 +27,10 @@ from bauhinia.identity import staff_views
 from bauhinia.identity import views as identity_views
 from bauhinia.identity.passkeys import RelyingParty
 from bauhinia.identity.service import IdentityService, RoleRequired, SetupRequired, SignInRequired
+from bauhinia.oidc import api as oidc_api
+from bauhinia.oidc import operator_api
+from bauhinia.oidc import views as oidc_views
+from bauhinia.oidc.service import OidcService
 from bauhinia.portal import views as portal_views
 from bauhinia.settings import Settings
 
@@ -34,7 +38,7 @@ PACKAGE = Path(__file__).resolve().parent
 CSRF_EXPLANATION = N_(
     "For your security, forms stop working after a while or when they come from another website. Nothing was changed."
 )
-TEMPLATE_DIRS = [PACKAGE / "core" / "templates", PACKAGE / "identity" / "templates", PACKAGE / "portal" / "templates"]
+TEMPLATE_DIRS = [PACKAGE / domain / "templates" for domain in ("core", "identity", "oidc", "portal")]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -75,6 +79,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.identity = IdentityService(
         keyring, RelyingParty(rp_id=public.hostname or "localhost", name="Bauhinia", origin=origin)
     )
+    app.state.oidc = OidcService(
+        issuer=settings.public_url.rstrip("/"),
+        keyring=keyring,
+        identity=app.state.identity,
+        persist_client_credentials_tokens=settings.oidc_persist_access_tokens,
+        require_dpop_nonce=settings.oidc_dpop_nonce,
+    )
+    app.state.sign_out_hooks = [oidc_views.sign_out_hook]
     install_error_handlers(app)
     _install_guard_handlers(app)
     app.mount("/static", StaticFiles(directory=PACKAGE / "core" / "static"), name="static")
@@ -82,6 +94,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(portal_views.router)
     app.include_router(identity_views.router)
     app.include_router(staff_views.router)
+    app.include_router(oidc_api.router)
+    app.include_router(operator_api.router)
+    app.include_router(oidc_views.endpoint_router)
+    app.include_router(oidc_views.router)
     app.add_middleware(
         EdgeMiddleware,
         max_body_bytes=settings.max_form_bytes,

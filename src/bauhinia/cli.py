@@ -13,6 +13,7 @@ import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bauhinia.oidc.cli import clients_app, keys_app
 from bauhinia.settings import Mode, Settings
 
 app = typer.Typer(help="Bauhinia: digital identity, consented data exchange and e-Proof.", no_args_is_help=True)
@@ -20,6 +21,8 @@ audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=Tr
 staff_app = typer.Typer(help="Staff accounts for the counter.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(staff_app, name="staff")
+app.add_typer(clients_app, name="clients")
+app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
@@ -98,11 +101,13 @@ def demo(
 async def _seed(application: object, settings: Settings) -> list[object]:
     from datetime import date
 
+    from bauhinia.oidc.demo_clients import register_demo_clients
     from bauhinia.seed import seed_demo
 
     state = application.state  # type: ignore[attr-defined]
     async with state.sessionmaker() as db:
         accounts = await seed_demo(db, state.identity, settings.data_dir, date.today())
+        await register_demo_clients(db, state.oidc, settings.data_dir)
     await state.engine.dispose()
     return list(accounts)
 
@@ -116,6 +121,10 @@ def _print_welcome(url: str, accounts: list[object], data_dir: Path) -> None:
         a = account
         out.print(f"  [cyan]{a.login}[/cyan] ({a.kind}): {a.description}")  # type: ignore[attr-defined]
         out.print(f"      password: {a.password}   authenticator app key: {a.totp_secret}")  # type: ignore[attr-defined]
+    out.print(
+        f"\n[bold]Demo clients[/bold] (id, scopes and private key of each in {data_dir / 'clients'}): "
+        "housing-portal (FAPI 2.0), td-licensing, ird-backend, platform-operator"
+    )
     out.print(
         "\nAdd a key to an authenticator app, or print the current code: "
         f"bauhinia demo-code LOGIN --data-dir {data_dir}"

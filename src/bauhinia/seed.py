@@ -86,6 +86,13 @@ def _residents(today: date) -> list[tuple[RegistrationInput, str, bool]]:
     ]
 
 
+DEMO_ADDRESSES = (
+    "Flat 12A, Block 3, Harmony Court, 28 Kwun Tong Road, Kowloon",
+    "Room 805, Wah Fu Estate, Pok Fu Lam, Hong Kong",
+    "Flat 3C, Tower 1, Sea View Garden, 8 Tai Po Road, New Territories",
+)
+
+
 async def seed_demo(db: AsyncSession, service: IdentityService, data_dir: Path, today: date) -> list[DemoAccount]:
     accounts_file = data_dir / "demo-accounts.json"
     if accounts_file.exists():
@@ -114,6 +121,8 @@ async def seed_demo(db: AsyncSession, service: IdentityService, data_dir: Path, 
                 document="hkid-card",
                 location="Demo counter, Central",
             )
+        await service.set_residential_address(db, resident.id, DEMO_ADDRESSES[len(accounts) - 1], by="seed")
+        await db.commit()
         accounts.append(DemoAccount("resident", checked.email, form.password, secret, description))
     await asyncio.to_thread(_write_private, accounts_file, json.dumps([asdict(a) for a in accounts], indent=2))
     return accounts

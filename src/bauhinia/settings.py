@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
     log_level: str = "INFO"
+    oidc_persist_access_tokens: bool = Field(
+        default=True,
+        description="Record every client_credentials access token (needed to revoke one before it expires).",
+    )
+    oidc_dpop_nonce: bool = Field(default=True, description="Require server-issued nonces in DPoP proofs.")
     timezone: str = Field(default="Asia/Hong_Kong", description="The zone in which pages show times (stored as UTC).")
 
     @model_validator(mode="after")

@@ -18,10 +18,18 @@ class Problem(Exception):
     """An error a JSON API reports as problem details."""
 
     def __init__(
-        self, status: int, title: str, detail: str = "", *, type_: str = "about:blank", **extensions: Any
+        self,
+        status: int,
+        title: str,
+        detail: str = "",
+        *,
+        type_: str = "about:blank",
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
     ) -> None:
         super().__init__(detail or title)
         self.status, self.title, self.detail, self.type, self.extensions = status, title, detail, type_, extensions
+        self.headers = dict(headers or {})
 
 
 def problem_response(
@@ -70,7 +78,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
         return problem_response(
-            exc.status, exc.title, exc.detail, type_=exc.type, instance=request.url.path, **exc.extensions
+            exc.status,
+            exc.title,
+            exc.detail,
+            type_=exc.type,
+            instance=request.url.path,
+            headers=exc.headers,
+            **exc.extensions,
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -26,6 +26,8 @@ class Purpose(StrEnum):
     IDENTITY_NUMBER_HMAC = "bauhinia/identity-number-hmac/v1"
     SECRET_ENCRYPTION = "bauhinia/secret-encryption/v1"  # noqa: S105 (a purpose label, not a secret)
     SESSION_ID_HMAC = "bauhinia/session-id-hmac/v1"
+    PAIRWISE_SUBJECT = "bauhinia/oidc-pairwise-subject/v1"
+    DPOP_NONCE = "bauhinia/oidc-dpop-nonce/v1"
 
 
 class DecryptionError(Exception):

@@ -23,6 +23,7 @@ class Resident(Base):
     gender: Mapped[str] = mapped_column(String(1))
     email: Mapped[str] = mapped_column(String(254), unique=True)
     mobile: Mapped[str | None] = mapped_column(String(20))
+    residential_address: Mapped[str | None] = mapped_column(String(300))
     preferred_language: Mapped[str] = mapped_column(String(8), default="en")
     assurance_level: Mapped[str] = mapped_column(String(16), default="basic")
     webauthn_user_handle: Mapped[bytes] = mapped_column(LargeBinary(64), unique=True)

@@ -135,6 +135,24 @@ class ThrottledError(IdentityError):
 
 
 @dataclass(frozen=True)
+class ResidentProfile:
+    """What other domains may know of a resident: the e-ME profile items and the assurance level."""
+
+    resident_id: str
+    english_surname: str
+    english_given_names: str
+    chinese_name: str | None
+    date_of_birth: date
+    gender: str
+    email: str
+    mobile: str | None
+    residential_address: str | None
+    assurance_level: AssuranceLevel
+    preferred_language: str
+    has_strong_authenticator: bool
+
+
+@dataclass(frozen=True)
 class SignInResult:
     """The outcome of a first step: who, with which methods, and whether a second factor is still owed."""
 
@@ -257,6 +275,30 @@ class IdentityService:
         return await db.scalar(
             select(Resident).where(Resident.id == resident_id).options(selectinload(Resident.authenticators))
         )
+
+    async def profile(self, db: AsyncSession, resident_id: str) -> ResidentProfile | None:
+        resident = await self.resident(db, resident_id)
+        if resident is None:
+            return None
+        return ResidentProfile(
+            resident_id=resident.id,
+            english_surname=resident.english_surname,
+            english_given_names=resident.english_given_names,
+            chinese_name=resident.chinese_name,
+            date_of_birth=resident.date_of_birth,
+            gender=resident.gender,
+            email=resident.email,
+            mobile=resident.mobile,
+            residential_address=resident.residential_address,
+            assurance_level=AssuranceLevel(resident.assurance_level),
+            preferred_language=resident.preferred_language,
+            has_strong_authenticator=has_strong_authenticator(resident),
+        )
+
+    async def set_residential_address(self, db: AsyncSession, resident_id: str, address: str, *, by: str) -> None:
+        """Record the address a resident gave (at a counter, or in the demo's seed)."""
+        await db.execute(update(Resident).where(Resident.id == resident_id).values(residential_address=address))
+        await audit.record(db, "identity.address_changed", actor=by, subject=actor(resident_id))
 
     async def find_resident(self, db: AsyncSession, query: str) -> Resident | None:
         """Look a resident up by identity card number (through its keyed hash) or by email."""

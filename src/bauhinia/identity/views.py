@@ -129,8 +129,10 @@ async def _start_resident_session(request: Request, db: SessionDep, resident_id:
 
 
 @router.get("/signin")
-async def sign_in_form(request: Request, next: str = "/account") -> HTMLResponse:
-    return await render(request, "identity/signin.html", next=safe_next(next, "/account"), errors={}, email="")
+async def sign_in_form(request: Request, next: str = "/account", reauth: str = "") -> HTMLResponse:
+    return await render(
+        request, "identity/signin.html", next=safe_next(next, "/account"), errors={}, email="", reauth=reauth == "1"
+    )
 
 
 @router.post("/signin")
@@ -280,10 +282,15 @@ async def sign_out(request: Request, db: SessionDep) -> RedirectResponse:
     manager = session_manager(request)
     row = await manager.load(request, db, SessionKind.RESIDENT)
     if row is not None:
+        after_commit = []
         if row.principal_id:
             await identity_service(request).record_sign_out(db, row.principal_id)
+            # Other domains end what hangs on the session (the OpenID provider's grants) in this transaction.
+            after_commit = [await hook(request, db, row) for hook in request.app.state.sign_out_hooks]
         await manager.end(request, db, row)
         await db.commit()
+        for follow_up in after_commit:
+            follow_up()
     return redirect("/?signed_out=1")
 
 

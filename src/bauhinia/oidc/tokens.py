@@ -1,0 +1,97 @@
+"""Tokens the provider signs: JWT access tokens (RFC 9068), ID tokens, logout tokens; refresh tokens.
+
+Access tokens are JWTs a resource server can check offline against the JWKS; every
+token also has a row (IssuedAccessToken) so it can be revoked before it expires and
+introspected. Refresh tokens are opaque 256-bit values stored as digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from joserfc import jwt
+
+from bauhinia.oidc import jose
+from bauhinia.oidc.keys import LONGEST_SIGNED_LIFETIME, SigningKeys
+
+ACCESS_TOKEN_LIFETIME = timedelta(minutes=10)
+ID_TOKEN_LIFETIME = timedelta(minutes=10)
+LOGOUT_TOKEN_LIFETIME = timedelta(minutes=2)
+CODE_LIFETIME = timedelta(seconds=60)
+REFRESH_TOKEN_LIFETIME = timedelta(days=30)
+REQUEST_URI_LIFETIME = timedelta(seconds=90)
+INTERACTION_LIFETIME = timedelta(minutes=30)
+BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+assert max(ACCESS_TOKEN_LIFETIME, ID_TOKEN_LIFETIME, LOGOUT_TOKEN_LIFETIME) <= LONGEST_SIGNED_LIFETIME
+
+
+def opaque() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def kty_of(alg: str) -> str:
+    return "OKP" if alg in ("EdDSA", "Ed25519") else "EC"
+
+
+@dataclass
+class Signer:
+    """Signs with the provider's current keys."""
+
+    keys: SigningKeys
+    issuer: str
+
+    def sign(self, claims: dict[str, Any], *, typ: str, alg: str = "ES256") -> str:
+        key = self.keys.current(kty_of(alg))
+        header = {"alg": alg, "typ": typ, "kid": key.kid}
+        return jwt.encode(header, claims, key.key, algorithms=[alg])
+
+    def verify_own(self, token: str, *, typ: str | None) -> dict[str, Any]:
+        """Claims of a JWT this provider signed (any published key); JwtRefused otherwise. No time checks."""
+        header, _ = jose.unverified_parts(token)
+        if typ is not None and header.get("typ") != typ:
+            raise jose.JwtRefused(f"typ must be {typ}")
+        claims = jose.verify(token, self.keys.verification_keys(), ("ES256", "EdDSA", "Ed25519"))
+        if claims.get("iss") != self.issuer:
+            raise jose.JwtRefused("issued by another issuer")
+        return claims
+
+
+@dataclass
+class AccessTokenClaims:
+    """RFC 9068 §2.2 claims of one access token."""
+
+    sub: str
+    client_id: str
+    scope: list[str]
+    audience: str
+    jkt: str | None = None
+    auth: dict[str, Any] = field(default_factory=dict)  # auth_time, acr, amr for a resident's token
+
+    def to_claims(self, issuer: str, jti: str, now: int) -> dict[str, Any]:
+        claims: dict[str, Any] = {
+            "iss": issuer,
+            "sub": self.sub,
+            "aud": self.audience,
+            "client_id": self.client_id,
+            "iat": now,
+            "exp": now + int(ACCESS_TOKEN_LIFETIME.total_seconds()),
+            "jti": jti,
+            "scope": " ".join(self.scope),
+            **self.auth,
+        }
+        if self.jkt:
+            claims["cnf"] = {"jkt": self.jkt}
+        return claims
+
+
+def now_seconds() -> int:
+    return int(time.time())

@@ -1,0 +1,424 @@
+"""The OpenID provider's flows end to end through the ASGI app: discovery, code + PKCE, PAR, DPoP,
+refresh rotation, client credentials, introspection, revocation, pairwise subjects, consent, acr."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from bauhinia.oidc.claims import pairwise_subject
+from tests.conftest import PUBLIC_URL
+from tests.helpers import make_resident, sign_in
+from tests.oidc_support import (
+    JSON,
+    PAR_URL,
+    REDIRECT_URI,
+    DPoPKey,
+    TestClient,
+    client_auth,
+    code_flow,
+    code_form,
+    get_userinfo,
+    pkce,
+    post_token,
+    query_of,
+    register_client,
+    verify_resident,
+)
+
+
+async def jwks(http: httpx.AsyncClient) -> KeySet:
+    response = await http.get("/jwks.json", headers=JSON)
+    assert response.status_code == 200
+    return KeySet.import_key_set(response.json())
+
+
+async def verified_claims(http: httpx.AsyncClient, token: str, typ: str) -> dict[str, Any]:
+    decoded = jwt.decode(token, await jwks(http), algorithms=["ES256", "EdDSA"])
+    assert decoded.header["typ"] == typ
+    return dict(decoded.claims)
+
+
+async def test_discovery_names_every_endpoint_and_capability(client: httpx.AsyncClient) -> None:
+    response = await client.get("/.well-known/openid-configuration", headers=JSON)
+    assert response.status_code == 200
+    document = response.json()
+    assert document["issuer"] == PUBLIC_URL
+    for name in ("authorization", "token", "userinfo", "introspection", "revocation", "end_session"):
+        assert document[f"{name}_endpoint"].startswith(PUBLIC_URL + "/oidc/")
+    assert document["pushed_authorization_request_endpoint"] == f"{PUBLIC_URL}/oidc/par"
+    assert document["code_challenge_methods_supported"] == ["S256"]
+    assert "none" not in document["id_token_signing_alg_values_supported"]
+    assert document["authorization_response_iss_parameter_supported"] is True
+    assert set(document["acr_values_supported"]) == {"basic", "verified"}
+    assert "ES256" in document["dpop_signing_alg_values_supported"]
+    assert response.headers["cache-control"].startswith("public")
+
+
+async def test_jwks_publishes_public_keys_only(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/jwks.json", headers=JSON)).json()
+    kinds = {key["kty"] for key in body["keys"]}
+    assert kinds == {"EC", "OKP"}
+    assert all("d" not in key for key in body["keys"])
+
+
+async def test_code_flow_issues_verifiable_tokens_with_only_the_approved_items(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    rp = await register_client(app)
+    resident = await make_resident(app)
+    code, verifier = await code_flow(client, rp, resident, items=["email"], scope="openid profile email")
+    response = await post_token(client, code_form(code, verifier, rp))
+    assert response.status_code == 200, response.text
+    tokens = response.json()
+    assert tokens["token_type"] == "Bearer"
+    assert response.headers["cache-control"] == "no-store"
+    id_token = await verified_claims(client, tokens["id_token"], "JWT")
+    assert id_token["iss"] == PUBLIC_URL and id_token["aud"] == rp.client_id
+    assert id_token["nonce"] == "nonce-456"
+    assert id_token["acr"] == "basic" and "mfa" in id_token["amr"]
+    assert id_token["sub"] != resident.id  # pairwise by default
+    access = await verified_claims(client, tokens["access_token"], "at+jwt")
+    assert access["client_id"] == rp.client_id and access["sub"] == id_token["sub"]
+    assert "cnf" not in access
+    info = await get_userinfo(client, tokens["access_token"], None)
+    assert info.status_code == 200, info.text
+    assert info.json() == {"sub": id_token["sub"], "email": resident.email, "email_verified": False}
+
+
+async def test_authorization_response_carries_iss_and_state(app: FastAPI, client: httpx.AsyncClient) -> None:
+    rp = await register_client(app)
+    await sign_in(client, await make_resident(app))
+    _, challenge = pkce()
+    from tests.oidc_support import authorize_query
+
+    start = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge)}")
+    consent_page = await client.get(start.headers["location"])
+    assert "Share your details with Test service" in consent_page.text
+    assert "To test the provider." in consent_page.text
+
+
+async def test_pairwise_subjects_differ_between_sectors_and_stay_stable(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    first = await register_client(app, "rp-first", sector_identifier="first.gov.hk")
+    second = await register_client(app, "rp-second", sector_identifier="second.gov.hk")
+    public = await register_client(app, "rp-public", subject_type="public")
+    resident = await make_resident(app)
+    await sign_in(client, resident)
+    subjects = []
+    for rp in (first, second, first, public):
+        code, verifier = await code_flow(client, rp, resident, items=[], signed_in=True)
+        tokens = (await post_token(client, code_form(code, verifier, rp))).json()
+        subjects.append((await verified_claims(client, tokens["id_token"], "JWT"))["sub"])
+    assert subjects[0] != subjects[1]
+    assert subjects[0] == subjects[2]
+    assert subjects[3] == resident.id
+    key = app.state.keyring.derive(__import__("bauhinia.core.keys", fromlist=["Purpose"]).Purpose.PAIRWISE_SUBJECT)
+    assert subjects[0] == pairwise_subject(key, "first.gov.hk", resident.id)
+
+
+async def test_fapi_flow_with_par_dpop_userinfo_and_refresh_rotation(app: FastAPI, client: httpx.AsyncClient) -> None:
+    rp = await register_client(app, "rp-fapi", fapi=True)
+    resident = await make_resident(app)
+    await sign_in(client, resident)
+    dpop = DPoPKey.new()
+    verifier, challenge = pkce()
+    pushed_form = {
+        "client_id": rp.client_id,
+        "response_type": "code",
+        "redirect_uri": REDIRECT_URI,
+        "scope": "openid profile",
+        "state": "s1",
+        "nonce": "n1",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **client_auth(rp, aud=PUBLIC_URL),
+    }
+    pushed = await client.post("/oidc/par", data=pushed_form, headers={**JSON, "DPoP": dpop.proof("POST", PAR_URL)})
+    if pushed.status_code == 400 and pushed.json()["error"] == "use_dpop_nonce":
+        dpop.nonce = pushed.headers["DPoP-Nonce"]
+        pushed_form.update(client_auth(rp))
+        pushed = await client.post(
+            "/oidc/par", data=pushed_form, headers={**JSON, "DPoP": dpop.proof("POST", PAR_URL)}
+        )
+    assert pushed.status_code == 201, pushed.text
+    request_uri = pushed.json()["request_uri"]
+    assert request_uri.startswith("urn:ietf:params:oauth:request_uri:")
+    start = await client.get(f"/oidc/authorize?client_id={rp.client_id}&request_uri={request_uri}")
+    assert start.status_code == 303
+    from tests.oidc_support import approve
+
+    callback = query_of(await approve(client, start.headers["location"], ["name", "birthdate"]))
+    assert callback["state"] == "s1" and callback["iss"] == PUBLIC_URL
+    response = await post_token(client, code_form(callback["code"], verifier, rp), dpop)
+    assert response.status_code == 200, response.text
+    tokens = response.json()
+    assert tokens["token_type"] == "DPoP"
+    access = await verified_claims(client, tokens["access_token"], "at+jwt")
+    assert access["cnf"] == {"jkt": dpop.jkt}
+    info = await get_userinfo(client, tokens["access_token"], dpop)
+    assert info.status_code == 200, info.text
+    assert info.json()["family_name"] == "TESTER" and "birthdate" in info.json() and "email" not in info.json()
+    refreshed = await post_token(client, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], **client_auth(rp)}, dpop)
+    assert refreshed.status_code == 200, refreshed.text
+    assert refreshed.json()["refresh_token"] != tokens["refresh_token"]
+    other_key = DPoPKey.new()
+    stolen = await post_token(
+        client,
+        {"grant_type": "refresh_token", "refresh_token": refreshed.json()["refresh_token"], **client_auth(rp)},
+        other_key,
+    )
+    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
+
+
+async def test_client_credentials_with_basic_secret_introspect_and_revoke(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    backend = await register_client(
+        app,
+        "dept-backend",
+        grant_types=["client_credentials"],
+        scopes=["dept.read", "dept.write"],
+        items=[],
+        redirect_uris=[],
+        post_logout_redirect_uris=[],
+        token_endpoint_auth_method="client_secret_basic",
+        jwks=None,
+    )
+    assert backend.secret is not None
+    basic = httpx.BasicAuth(backend.client_id, backend.secret)
+    response = await client.post(
+        "/oidc/token", data={"grant_type": "client_credentials", "scope": "dept.read"}, auth=basic, headers=JSON
+    )
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    claims = await verified_claims(client, token, "at+jwt")
+    assert claims["sub"] == "dept-backend" and claims["scope"] == "dept.read"
+    assert jwt.decode(token, await jwks(client), algorithms=["ES256"]).header["alg"] == "ES256"
+    active = await client.post("/oidc/introspect", data={"token": token}, auth=basic, headers=JSON)
+    assert active.json()["active"] is True and active.json()["scope"] == "dept.read"
+    revoked = await client.post("/oidc/revoke", data={"token": token}, auth=basic, headers=JSON)
+    assert revoked.status_code == 200
+    after = await client.post("/oidc/introspect", data={"token": token}, auth=basic, headers=JSON)
+    assert after.json() == {"active": False}
+    too_much = await client.post(
+        "/oidc/token", data={"grant_type": "client_credentials", "scope": "openid"}, auth=basic, headers=JSON
+    )
+    assert too_much.json()["error"] == "invalid_scope"
+
+
+async def test_remembered_consent_is_skipped_until_withdrawn(app: FastAPI, client: httpx.AsyncClient) -> None:
+    rp = await register_client(app)
+    resident = await make_resident(app)
+    await sign_in(client, resident)
+    from tests.oidc_support import approve, authorize_query
+
+    _, challenge = pkce()
+    start = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge)}")
+    first = query_of(await approve(client, start.headers["location"], ["name"], remember=True))
+    assert "code" in first
+    # Remembered: the next request goes straight back with a code.
+    _, challenge = pkce()
+    again = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge)}")
+    straight = await client.get(again.headers["location"])
+    assert straight.status_code == 303 and "code=" in straight.headers["location"]
+    # prompt=consent asks again.
+    _, challenge = pkce()
+    asked = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge, prompt='consent')}")
+    assert (await client.get(asked.headers["location"])).status_code == 200
+    listing = await client.get("/account/services")
+    assert "Test service" in listing.text and "Your name in English and Chinese" in listing.text
+    from tests.helpers import csrf_from
+
+    token = await csrf_from(client, "/account/services")
+    withdrawn = await client.post(f"/account/services/{rp.client_id}/withdraw", data={"csrf_token": token})
+    assert withdrawn.headers["location"] == "/account/services?notice=withdrawn"
+    _, challenge = pkce()
+    after = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge)}")
+    assert (await client.get(after.headers["location"])).status_code == 200  # asks again
+
+
+async def test_withdrawal_revokes_the_services_tokens(app: FastAPI, client: httpx.AsyncClient) -> None:
+    rp = await register_client(app)
+    resident = await make_resident(app)
+    await sign_in(client, resident)
+    from tests.helpers import csrf_from
+    from tests.oidc_support import approve, authorize_query
+
+    verifier, challenge = pkce()
+    start = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge)}")
+    code = query_of(await approve(client, start.headers["location"], ["email"], remember=True))["code"]
+    tokens = (await post_token(client, code_form(code, verifier, rp))).json()
+    token = await csrf_from(client, "/account/services")
+    await client.post(f"/account/services/{rp.client_id}/withdraw", data={"csrf_token": token})
+    info = await get_userinfo(client, tokens["access_token"], None)
+    assert info.status_code == 401
+    refreshed = await post_token(
+        client, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], **client_auth(rp)}
+    )
+    assert refreshed.json()["error"] == "invalid_grant"
+
+
+async def test_prompt_none_without_a_session_returns_login_required(app: FastAPI, client: httpx.AsyncClient) -> None:
+    rp = await register_client(app)
+    from tests.oidc_support import authorize_query
+
+    _, challenge = pkce()
+    response = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge, prompt='none')}")
+    query = query_of(response.headers["location"])
+    assert query["error"] == "login_required" and query["state"] == "state-123" and query["iss"] == PUBLIC_URL
+
+
+async def test_prompt_none_needing_consent_returns_consent_required(app: FastAPI, client: httpx.AsyncClient) -> None:
+    rp = await register_client(app)
+    await sign_in(client, await make_resident(app))
+    from tests.oidc_support import authorize_query
+
+    _, challenge = pkce()
+    response = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge, prompt='none')}")
+    assert query_of(response.headers["location"])["error"] == "consent_required"
+
+
+async def test_prompt_login_and_max_age_send_a_signed_in_resident_to_sign_in_again(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    rp = await register_client(app)
+    resident = await make_resident(app)
+    await sign_in(client, resident)
+    from tests.oidc_support import authorize_query
+
+    for extra in ({"prompt": "login"}, {"max_age": "0"}):
+        _, challenge = pkce()
+        start = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge, **extra)}")
+        step = await client.get(start.headers["location"])
+        assert step.status_code == 303 and step.headers["location"].startswith("/signin?"), extra
+
+
+async def test_verified_service_steps_up_or_refuses(app: FastAPI, client: httpx.AsyncClient) -> None:
+    rp = await register_client(app, "rp-verified", required_acr="verified")
+    basic_resident = await make_resident(app)
+    await sign_in(client, basic_resident)
+    from tests.oidc_support import authorize_query
+
+    _, challenge = pkce()
+    start = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge)}")
+    page = await client.get(start.headers["location"])
+    assert page.status_code == 403 and "needs a verified identity" in page.text
+    assert "error=unmet_authentication_requirements" in page.text
+
+
+async def test_verified_resident_gets_acr_verified(app: FastAPI, client: httpx.AsyncClient) -> None:
+    rp = await register_client(app, "rp-verified", required_acr="verified")
+    resident = await make_resident(app)
+    await verify_resident(app, resident)
+    code, verifier = await code_flow(client, rp, resident, items=[])
+    tokens = (await post_token(client, code_form(code, verifier, rp))).json()
+    assert (await verified_claims(client, tokens["id_token"], "JWT"))["acr"] == "verified"
+
+
+async def test_signed_request_object_is_used(app: FastAPI, client: httpx.AsyncClient) -> None:
+    rp = await register_client(app)
+    await sign_in(client, await make_resident(app))
+    _, challenge = pkce()
+    import time
+
+    now = int(time.time())
+    request_object = jwt.encode(
+        {"alg": "ES256", "kid": rp.key.kid},
+        {
+            "iss": rp.client_id,
+            "aud": PUBLIC_URL,
+            "client_id": rp.client_id,
+            "exp": now + 60,
+            "response_type": "code",
+            "redirect_uri": REDIRECT_URI,
+            "scope": "openid",
+            "state": "from-jar",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        },
+        rp.key,
+    )
+    start = await client.get(f"/oidc/authorize?client_id={rp.client_id}&request={request_object}&state=outer")
+    finished = await client.get(start.headers["location"])
+    assert query_of(finished.headers["location"])["state"] == "from-jar"
+
+
+async def test_rp_initiated_logout_ends_the_session_and_redirects_to_a_registered_uri(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    rp = await register_client(app)
+    resident = await make_resident(app)
+    code, verifier = await code_flow(client, rp, resident, items=[])
+    tokens = (await post_token(client, code_form(code, verifier, rp))).json()
+    response = await client.get(
+        "/oidc/logout",
+        params={
+            "id_token_hint": tokens["id_token"],
+            "post_logout_redirect_uri": "https://rp.example.hk/signed-out",
+            "state": "bye",
+        },
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "https://rp.example.hk/signed-out?state=bye"
+    assert (await client.get("/account")).status_code == 303
+    refreshed = await post_token(
+        client, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], **client_auth(rp)}
+    )
+    assert refreshed.json()["error"] == "invalid_grant"  # the session's grants end with it
+
+
+async def test_key_rotation_publishes_both_and_signs_with_the_new_key(app: FastAPI, client: httpx.AsyncClient) -> None:
+    from datetime import timedelta
+
+    before = {k["kid"] for k in (await client.get("/jwks.json")).json()["keys"]}
+    async with app.state.sessionmaker() as db:
+        added = await app.state.oidc.keys.rotate(db, timedelta(0))
+    after = {k["kid"] for k in (await client.get("/jwks.json")).json()["keys"]}
+    assert before < after and set(added) <= after
+    rp = await register_client(app)
+    code, verifier = await code_flow(client, rp, await make_resident(app), items=[])
+    tokens = (await post_token(client, code_form(code, verifier, rp))).json()
+    header = json.loads(__import__("base64").urlsafe_b64decode(tokens["access_token"].split(".")[0] + "=="))
+    assert header["kid"] in added
+
+
+async def test_operator_api_registers_lists_and_disables_clients(app: FastAPI, client: httpx.AsyncClient) -> None:
+    operator = await register_client(
+        app,
+        "ops",
+        grant_types=["client_credentials"],
+        scopes=["bauhinia.operator"],
+        items=[],
+        redirect_uris=[],
+        post_logout_redirect_uris=[],
+    )
+    token = (await post_token(client, {"grant_type": "client_credentials", **client_auth(operator)})).json()
+    headers = {**JSON, "Authorization": f"Bearer {token['access_token']}"}
+    new_client = {
+        "client_id": "new-service",
+        "client_name": {"en": "New service"},
+        "redirect_uris": ["https://new.example.hk/cb"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    }
+    created = await client.post("/api/operator/clients", json=new_client, headers=headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["client_secret"]
+    duplicate = await client.post("/api/operator/clients", json=new_client, headers=headers)
+    assert duplicate.status_code == 409
+    invalid = await client.post(
+        "/api/operator/clients", json={**new_client, "client_id": "x2", "redirect_uris": ["http://evil.example/"]}, headers=headers
+    )
+    assert invalid.status_code == 422 and invalid.headers["content-type"] == "application/problem+json"
+    listed = await client.get("/api/operator/clients", headers=headers)
+    assert {c["client_id"] for c in listed.json()} == {"ops", "new-service"}
+    disabled = await client.post("/api/operator/clients/new-service/disable", headers=headers)
+    assert disabled.json()["disabled"] is True
+    anonymous = await client.get("/api/operator/clients", headers=JSON)
+    assert anonymous.status_code == 401 and anonymous.headers["content-type"] == "application/problem+json"
