@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import httpx
@@ -46,6 +46,7 @@ class TestResident:
     password: str
     totp_secret: str | None
     id_number: str
+    recovery_codes: list[str] = field(default_factory=list)
 
 
 _counter = iter(range(100000, 999999))
@@ -73,11 +74,11 @@ async def make_resident(
     service = app.state.identity
     async with app.state.sessionmaker() as db:
         resident = await service.register(db, checked, language="en", client="test", today=date.today())
-        secret = None
+        secret, codes = None, None
         if with_totp:
             secret = totp.new_secret()
-            await service.add_totp(db, resident.id, secret, totp.current_code(secret))
-    return TestResident(resident.id, checked.email, STRONG_PASSWORD, secret, number)
+            codes = await service.add_totp(db, resident.id, secret, totp.current_code(secret))
+    return TestResident(resident.id, checked.email, STRONG_PASSWORD, secret, number, list(codes or []))
 
 
 def next_code(secret: str) -> str:

@@ -251,9 +251,19 @@ async def verify_resident(app: FastAPI, resident: TestResident) -> None:
     service = app.state.identity
     async with app.state.sessionmaker() as db:
         officer = await service.create_staff(
-            db, f"officer{secrets.token_hex(3)}", "Officer", ["officer"], "violet harbour tram lantern", "JBSWY3DPEHPK3PXP"
+            db,
+            f"officer{secrets.token_hex(3)}",
+            "Officer",
+            ["officer"],
+            "violet harbour tram lantern",
+            "JBSWY3DPEHPK3PXP",
         )
         await service.verify_identity(
-            db, officer, resident.id, id_number=resident.id_number, channel="counter", document="hkid-card",
+            db,
+            officer,
+            resident.id,
+            id_number=resident.id_number,
+            channel="counter",
+            document="hkid-card",
             location="Test counter",
         )

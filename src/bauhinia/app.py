@@ -30,6 +30,7 @@ from bauhinia.identity.service import IdentityService, RoleRequired, SetupRequir
 from bauhinia.oidc import api as oidc_api
 from bauhinia.oidc import operator_api
 from bauhinia.oidc import views as oidc_views
+from bauhinia.oidc.ledger import TokenLedger
 from bauhinia.oidc.service import OidcService
 from bauhinia.portal import views as portal_views
 from bauhinia.settings import Settings
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         issuer=settings.public_url.rstrip("/"),
         keyring=keyring,
         identity=app.state.identity,
+        ledger=TokenLedger(engine),
         persist_client_credentials_tokens=settings.oidc_persist_access_tokens,
         require_dpop_nonce=settings.oidc_dpop_nonce,
     )
@@ -98,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(operator_api.router)
     app.include_router(oidc_views.endpoint_router)
     app.include_router(oidc_views.router)
+    app.add_middleware(oidc_api.TokenFastPath, application=app)
     app.add_middleware(
         EdgeMiddleware,
         max_body_bytes=settings.max_form_bytes,

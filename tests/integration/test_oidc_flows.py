@@ -19,7 +19,6 @@ from tests.oidc_support import (
     PAR_URL,
     REDIRECT_URI,
     DPoPKey,
-    TestClient,
     client_auth,
     code_flow,
     code_form,
@@ -79,12 +78,15 @@ async def test_code_flow_issues_verifiable_tokens_with_only_the_approved_items(
     assert tokens["token_type"] == "Bearer"
     assert response.headers["cache-control"] == "no-store"
     id_token = await verified_claims(client, tokens["id_token"], "JWT")
-    assert id_token["iss"] == PUBLIC_URL and id_token["aud"] == rp.client_id
+    assert id_token["iss"] == PUBLIC_URL
+    assert id_token["aud"] == rp.client_id
     assert id_token["nonce"] == "nonce-456"
-    assert id_token["acr"] == "basic" and "mfa" in id_token["amr"]
+    assert id_token["acr"] == "basic"
+    assert "mfa" in id_token["amr"]
     assert id_token["sub"] != resident.id  # pairwise by default
     access = await verified_claims(client, tokens["access_token"], "at+jwt")
-    assert access["client_id"] == rp.client_id and access["sub"] == id_token["sub"]
+    assert access["client_id"] == rp.client_id
+    assert access["sub"] == id_token["sub"]
     assert "cnf" not in access
     info = await get_userinfo(client, tokens["access_token"], None)
     assert info.status_code == 200, info.text
@@ -144,9 +146,7 @@ async def test_fapi_flow_with_par_dpop_userinfo_and_refresh_rotation(app: FastAP
     if pushed.status_code == 400 and pushed.json()["error"] == "use_dpop_nonce":
         dpop.nonce = pushed.headers["DPoP-Nonce"]
         pushed_form.update(client_auth(rp))
-        pushed = await client.post(
-            "/oidc/par", data=pushed_form, headers={**JSON, "DPoP": dpop.proof("POST", PAR_URL)}
-        )
+        pushed = await client.post("/oidc/par", data=pushed_form, headers={**JSON, "DPoP": dpop.proof("POST", PAR_URL)})
     assert pushed.status_code == 201, pushed.text
     request_uri = pushed.json()["request_uri"]
     assert request_uri.startswith("urn:ietf:params:oauth:request_uri:")
@@ -155,7 +155,8 @@ async def test_fapi_flow_with_par_dpop_userinfo_and_refresh_rotation(app: FastAP
     from tests.oidc_support import approve
 
     callback = query_of(await approve(client, start.headers["location"], ["name", "birthdate"]))
-    assert callback["state"] == "s1" and callback["iss"] == PUBLIC_URL
+    assert callback["state"] == "s1"
+    assert callback["iss"] == PUBLIC_URL
     response = await post_token(client, code_form(callback["code"], verifier, rp), dpop)
     assert response.status_code == 200, response.text
     tokens = response.json()
@@ -164,8 +165,12 @@ async def test_fapi_flow_with_par_dpop_userinfo_and_refresh_rotation(app: FastAP
     assert access["cnf"] == {"jkt": dpop.jkt}
     info = await get_userinfo(client, tokens["access_token"], dpop)
     assert info.status_code == 200, info.text
-    assert info.json()["family_name"] == "TESTER" and "birthdate" in info.json() and "email" not in info.json()
-    refreshed = await post_token(client, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], **client_auth(rp)}, dpop)
+    assert info.json()["family_name"] == "TESTER"
+    assert "birthdate" in info.json()
+    assert "email" not in info.json()
+    refreshed = await post_token(
+        client, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], **client_auth(rp)}, dpop
+    )
     assert refreshed.status_code == 200, refreshed.text
     assert refreshed.json()["refresh_token"] != tokens["refresh_token"]
     other_key = DPoPKey.new()
@@ -174,7 +179,8 @@ async def test_fapi_flow_with_par_dpop_userinfo_and_refresh_rotation(app: FastAP
         {"grant_type": "refresh_token", "refresh_token": refreshed.json()["refresh_token"], **client_auth(rp)},
         other_key,
     )
-    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
+    assert stolen.status_code == 400
+    assert stolen.json()["error"] == "invalid_grant"
 
 
 async def test_client_credentials_with_basic_secret_introspect_and_revoke(
@@ -199,10 +205,12 @@ async def test_client_credentials_with_basic_secret_introspect_and_revoke(
     assert response.status_code == 200, response.text
     token = response.json()["access_token"]
     claims = await verified_claims(client, token, "at+jwt")
-    assert claims["sub"] == "dept-backend" and claims["scope"] == "dept.read"
+    assert claims["sub"] == "dept-backend"
+    assert claims["scope"] == "dept.read"
     assert jwt.decode(token, await jwks(client), algorithms=["ES256"]).header["alg"] == "ES256"
     active = await client.post("/oidc/introspect", data={"token": token}, auth=basic, headers=JSON)
-    assert active.json()["active"] is True and active.json()["scope"] == "dept.read"
+    assert active.json()["active"] is True
+    assert active.json()["scope"] == "dept.read"
     revoked = await client.post("/oidc/revoke", data={"token": token}, auth=basic, headers=JSON)
     assert revoked.status_code == 200
     after = await client.post("/oidc/introspect", data={"token": token}, auth=basic, headers=JSON)
@@ -227,13 +235,15 @@ async def test_remembered_consent_is_skipped_until_withdrawn(app: FastAPI, clien
     _, challenge = pkce()
     again = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge)}")
     straight = await client.get(again.headers["location"])
-    assert straight.status_code == 303 and "code=" in straight.headers["location"]
+    assert straight.status_code == 303
+    assert "code=" in straight.headers["location"]
     # prompt=consent asks again.
     _, challenge = pkce()
     asked = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge, prompt='consent')}")
     assert (await client.get(asked.headers["location"])).status_code == 200
     listing = await client.get("/account/services")
-    assert "Test service" in listing.text and "Your name in English and Chinese" in listing.text
+    assert "Test service" in listing.text
+    assert "Your name in English and Chinese" in listing.text
     from tests.helpers import csrf_from
 
     token = await csrf_from(client, "/account/services")
@@ -272,7 +282,9 @@ async def test_prompt_none_without_a_session_returns_login_required(app: FastAPI
     _, challenge = pkce()
     response = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge, prompt='none')}")
     query = query_of(response.headers["location"])
-    assert query["error"] == "login_required" and query["state"] == "state-123" and query["iss"] == PUBLIC_URL
+    assert query["error"] == "login_required"
+    assert query["state"] == "state-123"
+    assert query["iss"] == PUBLIC_URL
 
 
 async def test_prompt_none_needing_consent_returns_consent_required(app: FastAPI, client: httpx.AsyncClient) -> None:
@@ -297,7 +309,13 @@ async def test_prompt_login_and_max_age_send_a_signed_in_resident_to_sign_in_aga
         _, challenge = pkce()
         start = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge, **extra)}")
         step = await client.get(start.headers["location"])
-        assert step.status_code == 303 and step.headers["location"].startswith("/signin?"), extra
+        assert step.status_code == 303, extra
+        assert step.headers["location"].startswith("/signin?"), extra
+        assert "reauth=1" in step.headers["location"]
+        # Signing in again satisfies the request: back at the interaction, the consent page shows.
+        # (A recovery code as the second factor: the TOTP code of this time step is already spent.)
+        await sign_in(client, resident, code=resident.recovery_codes.pop())
+        assert (await client.get(start.headers["location"])).status_code == 200, extra
 
 
 async def test_verified_service_steps_up_or_refuses(app: FastAPI, client: httpx.AsyncClient) -> None:
@@ -309,7 +327,8 @@ async def test_verified_service_steps_up_or_refuses(app: FastAPI, client: httpx.
     _, challenge = pkce()
     start = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge)}")
     page = await client.get(start.headers["location"])
-    assert page.status_code == 403 and "needs a verified identity" in page.text
+    assert page.status_code == 403
+    assert "needs a verified identity" in page.text
     assert "error=unmet_authentication_requirements" in page.text
 
 
@@ -381,7 +400,8 @@ async def test_key_rotation_publishes_both_and_signs_with_the_new_key(app: FastA
     async with app.state.sessionmaker() as db:
         added = await app.state.oidc.keys.rotate(db, timedelta(0))
     after = {k["kid"] for k in (await client.get("/jwks.json")).json()["keys"]}
-    assert before < after and set(added) <= after
+    assert before < after
+    assert set(added) <= after
     rp = await register_client(app)
     code, verifier = await code_flow(client, rp, await make_resident(app), items=[])
     tokens = (await post_token(client, code_form(code, verifier, rp))).json()
@@ -413,12 +433,16 @@ async def test_operator_api_registers_lists_and_disables_clients(app: FastAPI, c
     duplicate = await client.post("/api/operator/clients", json=new_client, headers=headers)
     assert duplicate.status_code == 409
     invalid = await client.post(
-        "/api/operator/clients", json={**new_client, "client_id": "x2", "redirect_uris": ["http://evil.example/"]}, headers=headers
+        "/api/operator/clients",
+        json={**new_client, "client_id": "x2", "redirect_uris": ["http://evil.example/"]},
+        headers=headers,
     )
-    assert invalid.status_code == 422 and invalid.headers["content-type"] == "application/problem+json"
+    assert invalid.status_code == 422
+    assert invalid.headers["content-type"] == "application/problem+json"
     listed = await client.get("/api/operator/clients", headers=headers)
     assert {c["client_id"] for c in listed.json()} == {"ops", "new-service"}
     disabled = await client.post("/api/operator/clients/new-service/disable", headers=headers)
     assert disabled.json()["disabled"] is True
     anonymous = await client.get("/api/operator/clients", headers=JSON)
-    assert anonymous.status_code == 401 and anonymous.headers["content-type"] == "application/problem+json"
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"] == "application/problem+json"

@@ -40,13 +40,34 @@ PUBLIC = {
     ("GET", "/staff/signin"),
     ("POST", "/staff/signin"),
     ("POST", "/staff/signout"),
+    # The OpenID provider: public by protocol, or protected by client authentication / tokens of their own.
+    ("GET", "/.well-known/openid-configuration"),
+    ("GET", "/.well-known/oauth-authorization-server"),
+    ("GET", "/jwks.json"),
+    ("GET", "/oidc/authorize"),
+    ("POST", "/oidc/authorize"),
+    ("POST", "/oidc/par"),
+    ("POST", "/oidc/token"),
+    ("GET", "/oidc/userinfo"),
+    ("POST", "/oidc/userinfo"),
+    ("POST", "/oidc/introspect"),
+    ("POST", "/oidc/revoke"),
+    ("GET", "/oidc/logout"),
+    ("POST", "/oidc/logout"),
+    ("POST", "/oidc/logout/confirm"),
+    ("GET", "/oidc/interaction/{interaction_id}"),
 }
+# Routes guarded by an access token rather than a browser session: anonymous callers get a 401 with
+# a Bearer challenge.
+TOKEN_PROTECTED_PREFIX = "/api/operator/"
 # HTML pages anyone may open; each must render, with a title, in every language.
 PUBLIC_PAGES = ["/", "/register", "/signin", "/recover", "/staff/signin"]
 PATH_PARAMETERS = {
     "language": "zh-Hant",
     "authenticator_id": "00000000-0000-4000-8000-000000000000",
     "resident_id": "00000000-0000-4000-8000-000000000000",
+    "client_id": "some-client",
+    "interaction_id": "no-such-interaction",
 }
 
 
@@ -123,7 +144,8 @@ async def test_private_routes_answer_api_clients_with_401_problems(app: FastAPI)
         response = await anonymous_request(app, method, path, accept="application/json")
         assert response.status_code == 401, path
         assert response.headers["content-type"] == "application/problem+json"
-        assert response.headers["www-authenticate"] == "Session"
+        expected = "Bearer" if path.startswith(TOKEN_PROTECTED_PREFIX) else "Session"
+        assert response.headers["www-authenticate"].split(" ")[0] == expected, path
         assert response.json()["status"] == 401
 
 
@@ -145,7 +167,7 @@ async def test_resident_routes_refuse_signed_in_staff(app: FastAPI, client: http
     token = h.CSRF_PATTERN.search((await client.get("/signin")).text)
     assert token
     for method, path in sorted(set(routes(app)) - PUBLIC):
-        if path.startswith("/staff"):
+        if path.startswith(("/staff", TOKEN_PROTECTED_PREFIX)):
             continue
         response = await client.request(method, concrete(path), headers={"x-csrf-token": token.group(1)})
         assert is_sign_in_redirect(response, path), (method, path, response.status_code)

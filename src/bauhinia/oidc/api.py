@@ -6,11 +6,13 @@ its OAuth error code (RFC 6749 §5.2) instead of a generic validation error.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.datastructures import FormData
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bauhinia.core.database import SessionDep
 from bauhinia.core.i18n import LANGUAGES
@@ -109,18 +111,20 @@ async def jwks(request: Request, db: SessionDep) -> JSONResponse:
 
 
 async def oauth_form(request: Request) -> dict[str, str]:
-    """The form parameters; repeated or non-text parameters are refused (RFC 6749 §3.1)."""
+    """The form parameters; repeated parameters and non-UTF-8 bodies are refused (RFC 6749 §3.1, Appendix B).
+
+    Parsed with ``parse_qsl`` rather than Starlette's multipart-capable parser: a form post is all
+    OAuth uses, and this is the token endpoint's hottest step. The edge middleware caps the size.
+    """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise invalid_request("the body must be application/x-www-form-urlencoded")
     try:
-        form: FormData = await request.form()
-    except (ValueError, UnicodeDecodeError, KeyError, AssertionError) as exc:
-        raise invalid_request("the body is not a valid form") from exc
+        pairs = parse_qsl((await request.body()).decode(), keep_blank_values=True, errors="strict")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise invalid_request("the body is not a valid UTF-8 form") from exc
     values: dict[str, str] = {}
-    for name, value in form.multi_items():
-        if not isinstance(value, str):
-            raise invalid_request("file uploads are not accepted")
+    for name, value in pairs:
         if name in values:
             raise invalid_request(f"{name} is repeated")
         if "\x00" in value or len(value) > 8192:
@@ -194,8 +198,11 @@ async def token(request: Request, db: SessionDep) -> Response:
         grant_type = form.get("grant_type")
         if not grant_type:
             raise invalid_request("grant_type is required")
-        client = await authenticated_client(request, db, service, form)
+        # Before anything is written: loading the keys may create the first ones and commit. After the client
+        # assertion, that commit would spend its jti even when this request is then refused (use_dpop_nonce),
+        # and the client's retry would be taken for a replay.
         await service.keys.refresh(db)
+        client = await authenticated_client(request, db, service, form)
         required = client.metadata.dpop_bound_access_tokens
         proof = await dpop_proof(request, db, service, PATHS["token_endpoint"], required=required)
         if grant_type == GrantType.AUTHORIZATION_CODE:
@@ -292,7 +299,8 @@ async def resource_request(
     return scheme, token_value, proof
 
 
-@router.api_route("/oidc/userinfo", methods=["GET", "POST"], summary="UserInfo: the approved items of the resident")
+@router.get("/oidc/userinfo", summary="UserInfo: the approved items of the resident", operation_id="userinfo_get")
+@router.post("/oidc/userinfo", summary="UserInfo (POST)", operation_id="userinfo_post")
 async def userinfo(request: Request, db: SessionDep) -> Response:
     service = oidc_service(request)
     try:
@@ -345,3 +353,50 @@ async def revoke(request: Request, db: SessionDep) -> Response:
         await db.rollback()
         return exc.response()
     return Response(status_code=200, headers=NO_STORE)
+
+
+class LazySession:
+    """An AsyncSession created on first use: a token request served from the caches needs none."""
+
+    def __init__(self, maker: async_sessionmaker[AsyncSession]) -> None:
+        self._maker: async_sessionmaker[AsyncSession] = maker
+        self._session: AsyncSession | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._session is None:
+            self._session = self._maker()
+        return getattr(self._session, name)
+
+    async def commit(self) -> None:
+        if self._session is not None:
+            await self._session.commit()
+
+    async def rollback(self) -> None:
+        if self._session is not None:
+            await self._session.rollback()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class TokenFastPath:
+    """Serves ``POST /oidc/token`` as plain ASGI, inside the edge middleware and outside FastAPI's
+    routing and dependency solving, which cost more than a client-credentials grant (docs/performance.md).
+    The handler, its errors and its OpenAPI description are the route's own."""
+
+    def __init__(self, app: ASGIApp, *, application: Any) -> None:
+        self.app, self.application = app, application
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATHS["token_endpoint"] or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        scope["app"] = self.application
+        request = Request(scope, receive)
+        session = LazySession(self.application.state.sessionmaker)
+        try:
+            response = await token(request, cast(AsyncSession, session))
+        finally:
+            await session.close()
+        await response(scope, receive, send)

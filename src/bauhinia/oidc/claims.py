@@ -100,6 +100,14 @@ def acr_rank(acr: str) -> int:
     return ACR_ORDER.index(acr) if acr in ACR_ORDER else -1
 
 
+def satisfies(achieved: str, required: str | None) -> bool:
+    """Whether a sign-in at ``achieved`` meets ``required``. A requirement we do not know (an essential
+    acr we cannot provide) is met by nothing: comparing ranks alone would rank it below ``basic``."""
+    if required is None:
+        return True
+    return acr_rank(required) >= 0 and acr_rank(achieved) >= acr_rank(required)
+
+
 def parse_claims_parameter(raw: str | None) -> dict[str, Any] | None:
     """The ``claims`` request parameter (OIDC Core §5.5), or ValueError when it is not a claims object."""
     if not raw:

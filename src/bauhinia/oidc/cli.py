@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from bauhinia.oidc.keys import JWKS_MAX_AGE
 from bauhinia.oidc.operator_api import OPERATOR_SCOPE
@@ -161,18 +161,20 @@ def list_clients(data_dir: DataDirOption = None) -> None:
     async def fetch(db: Any, service: OidcService) -> list[Any]:
         return await service.clients.all(db)
 
-    table = Table("client id", "name", "department", "grants", "scopes", "auth", "FAPI", "state")
+    table = Table(Column("client id", no_wrap=True), Column("state", no_wrap=True), "name", "department")
+    for heading in ("grants", "scopes", "auth", "FAPI"):
+        table.add_column(heading)
     for client in with_service(data_dir, fetch):
         m = client.metadata
         table.add_row(
             client.client_id,
+            "[red]disabled[/red]" if client.disabled else "[green]active[/green]",
             m.client_name.en,
             m.department,
             ", ".join(g.value for g in m.grant_types),
             " ".join(m.scopes),
             m.token_endpoint_auth_method.value,
             "yes" if m.fapi else "no",
-            "[red]disabled[/red]" if client.disabled else "[green]active[/green]",
         )
     Console().print(table)
 
@@ -227,7 +229,7 @@ def list_keys(data_dir: DataDirOption = None) -> None:
         await service.keys.refresh(db)
         return service.keys.summary()
 
-    table = Table("kid", "type", "signs from", "retired at")
+    table = Table(Column("kid", no_wrap=True), "type", "signs from", "retired at")
     for key in with_service(data_dir, run):
         table.add_row(key["kid"], key["kty"], key["active_from"], str(key["retired_at"] or ""))
     Console().print(table)

@@ -36,6 +36,8 @@ ASSERTION_MAX_LIFETIME = 600  # seconds between now and an assertion's exp
 CLOCK_SKEW = 30
 JWKS_URI_TTL = 300.0
 JWKS_URI_MAX_BYTES = 64 * 1024
+# How long a process trusts its copy of a client row: disabling a client reaches every node within it.
+CLIENT_CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -60,20 +62,29 @@ class ClientRegistry:
 
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
         self._parsed: dict[tuple[str, datetime], ClientMetadata] = {}
+        self._recent: dict[str, tuple[float, Client]] = {}
         self._remote_keys: dict[str, tuple[float, KeySet]] = {}
         self._http = http
 
-    async def get(self, db: AsyncSession, client_id: str) -> Client | None:
+    async def get(self, db: AsyncSession, client_id: str, *, fresh: bool = False) -> Client | None:
+        """The client, read at most CLIENT_CACHE_SECONDS ago (``fresh``: read now)."""
         if not client_id or len(client_id) > 64:
             return None
-        row = await db.get(OidcClient, client_id)
+        recent = self._recent.get(client_id)
+        if recent is not None and not fresh and time.monotonic() - recent[0] < CLIENT_CACHE_SECONDS:
+            return recent[1]
+        row = await db.get(OidcClient, client_id, populate_existing=True)
         if row is None:
             return None
         cache_key = (row.client_id, row.created_at)
         metadata = self._parsed.get(cache_key)
         if metadata is None:
             metadata = self._parsed[cache_key] = ClientMetadata.model_validate(row.metadata_)
-        return Client(row.client_id, metadata, row.secret_hash, row.disabled_at is not None, row.created_at)
+        client = Client(row.client_id, metadata, row.secret_hash, row.disabled_at is not None, row.created_at)
+        self._recent[client_id] = (time.monotonic(), client)
+        if len(self._recent) > 10_000:  # bounded: ids come from requests
+            self._recent.clear()
+        return client
 
     async def register(self, db: AsyncSession, metadata: ClientMetadata) -> str | None:
         """Store a new client; returns the generated secret for client_secret_basic (shown once)."""
@@ -94,7 +105,7 @@ class ClientRegistry:
 
     async def all(self, db: AsyncSession) -> list[Client]:
         rows = (await db.scalars(select(OidcClient).order_by(OidcClient.client_id))).all()
-        return [c for row in rows if (c := await self.get(db, row.client_id)) is not None]
+        return [c for row in rows if (c := await self.get(db, row.client_id, fresh=True)) is not None]
 
     async def disable(self, db: AsyncSession, client_id: str) -> bool:
         result = await db.execute(
@@ -102,6 +113,7 @@ class ClientRegistry:
             .where(OidcClient.client_id == client_id, OidcClient.disabled_at.is_(None))
             .values(disabled_at=utcnow())
         )
+        self._recent.pop(client_id, None)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def keys_of(self, client: Client) -> KeySet:

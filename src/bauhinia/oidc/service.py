@@ -31,6 +31,7 @@ from bauhinia.oidc.clients import Client, ClientRegistry, first_use
 from bauhinia.oidc.dpop import PROOF_MAX_AGE, PROOF_MAX_SKEW, NonceSource, Proof, replay_key
 from bauhinia.oidc.errors import OAuthError, ResourceError, invalid_grant, invalid_request
 from bauhinia.oidc.keys import SigningKeys
+from bauhinia.oidc.ledger import TokenLedger
 from bauhinia.oidc.models import (
     AuthorizationCode,
     AuthorizationRequest,
@@ -91,6 +92,7 @@ class OidcService:
         issuer: str,
         keyring: KeyRing,
         identity: IdentityService,
+        ledger: TokenLedger,
         persist_client_credentials_tokens: bool = True,
         require_dpop_nonce: bool = True,
     ) -> None:
@@ -104,6 +106,7 @@ class OidcService:
         self.persist_client_credentials_tokens = persist_client_credentials_tokens
         self.require_dpop_nonce = require_dpop_nonce
         self.background: set[asyncio.Task[None]] = set()
+        self.ledger = ledger
 
     def endpoint(self, path: str) -> str:
         return f"{self.issuer}{path}"
@@ -341,9 +344,9 @@ class OidcService:
         audience = _resource(form.get("resource"), self.issuer)
         claims = AccessTokenClaims(client.client_id, client.client_id, scopes, audience, proof.jkt if proof else None)
         token, jti, expires = self._sign_access_token(claims)
+        await db.commit()  # the DPoP proof's or the client assertion's jti, if any
         if self.persist_client_credentials_tokens:
-            db.add(IssuedAccessToken(jti=jti, client_id=client.client_id, grant_id=None, expires_at=expires))
-        await db.commit()
+            await self.ledger.record(jti, client.client_id, None, expires)
         return TokenResponse(token, "DPoP" if proof else "Bearer", _seconds(ACCESS_TOKEN_LIFETIME), " ".join(scopes))
 
     def _sign_access_token(self, claims: AccessTokenClaims) -> tuple[str, str, datetime]:

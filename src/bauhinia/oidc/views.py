@@ -3,6 +3,7 @@ and the resident's list of services they share details with."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -46,7 +47,7 @@ async def error_page(request: Request, error: str, description: str, status_code
 async def authorize(request: Request, db: SessionDep) -> Response:
     service = oidc_service(request)
     try:
-        source = dict(request.query_params) if request.method == "GET" else await _form_or_error(request)
+        source = _single_query(request) if request.method == "GET" else await _form_or_error(request)
         valid, client = await _validated_request(db, service, authorization.plain_parameters(source))
         row = await service.store_request(db, valid, pushed=False)
         await db.commit()
@@ -58,6 +59,15 @@ async def authorize(request: Request, db: SessionDep) -> Response:
     if "none" in valid.prompt:
         return await _continue(request, db, service, row, client)
     return redirect(f"/oidc/interaction/{row.id}")
+
+
+def _single_query(request: Request) -> dict[str, str]:
+    """The query's parameters. A repeated one is refused (RFC 6749 §3.1, §4.1.2.1) as the form body's are:
+    which copy counts is what parameter-pollution attacks play with, so no copy is trusted, nor redirected to."""
+    items = request.query_params.multi_items()
+    if len({name for name, _ in items}) != len(items):
+        raise AuthorizeError("invalid_request", "a parameter is repeated")
+    return dict(items)
 
 
 async def _form_or_error(request: Request) -> dict[str, str]:
@@ -134,7 +144,7 @@ async def _continue(
         return fail("login_required", "a fresh sign-in is required") if silent else _sign_in(here, again=True)
     required = valid.required_acr(client)
     achieved = claim_rules.achieved_acr(profile, amr)
-    if required is not None and claim_rules.acr_rank(achieved) < claim_rules.acr_rank(required):
+    if not claim_rules.satisfies(achieved, required):
         if required == "verified" and profile.assurance_level == "verified" and not silent:
             return _sign_in(here, again=True)  # step-up: a multi-factor sign-in gives "verified"
         if silent:
@@ -222,7 +232,7 @@ async def consent(request: Request, db: SessionDep, interaction_id: str, residen
         return _sign_in(f"/oidc/interaction/{row.id}")
     achieved = claim_rules.achieved_acr(profile, session.state.get("amr", []))
     required = valid.required_acr(client)
-    if required is not None and claim_rules.acr_rank(achieved) < claim_rules.acr_rank(required):
+    if not claim_rules.satisfies(achieved, required):
         return redirect(f"/oidc/interaction/{row.id}")  # the checks run again, never a weaker sign-in
     return await _authorized(request, db, service, row, valid, session, approved, achieved)
 
@@ -313,8 +323,20 @@ async def confirm_logout(request: Request, db: SessionDep) -> Response:
 
 
 async def _is_registered_logout_target(db: AsyncSession, service: OidcService, uri: str) -> bool:
-    base = uri.split("?state=")[0].split("&state=")[0]
-    return any(base in c.metadata.post_logout_redirect_uris for c in await service.clients.all(db))
+    """Whether ``uri`` is what _logout_target builds: a registered URI, or one with ``state`` added by its
+    own separator and percent-encoded. Anything else after a registered URI could move the authority
+    (``https://rp.example&state=@evil.example/`` has the host evil.example), so it is refused."""
+    for client in await service.clients.all(db):
+        if client.disabled:
+            continue
+        for registered in client.metadata.post_logout_redirect_uris:
+            prefix = f"{registered}{'&' if '?' in registered else '?'}state="
+            if uri == registered or (uri.startswith(prefix) and _STATE_ENCODED.fullmatch(uri[len(prefix) :])):
+                return True
+    return False
+
+
+_STATE_ENCODED = re.compile(r"[A-Za-z0-9_.~%-]*")  # what quote(state, safe="") produces
 
 
 async def end_session(request: Request, db: AsyncSession, session: WebSession) -> None:
