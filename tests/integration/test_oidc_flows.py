@@ -3,17 +3,25 @@ refresh rotation, client credentials, introspection, revocation, pairwise subjec
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import http.server
 import json
-from typing import Any
+import threading
+from collections.abc import Iterator
+from typing import Any, ClassVar
+from urllib.parse import parse_qs
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from joserfc import jwt
-from joserfc.jwk import KeySet
+from joserfc.jwk import ECKey, KeySet
 
 from bauhinia.oidc.claims import pairwise_subject
 from tests.conftest import PUBLIC_URL
-from tests.helpers import make_resident, sign_in
+from tests.helpers import csrf_from, make_resident, sign_in
 from tests.oidc_support import (
     JSON,
     PAR_URL,
@@ -446,3 +454,122 @@ async def test_operator_api_registers_lists_and_disables_clients(app: FastAPI, c
     anonymous = await client.get("/api/operator/clients", headers=JSON)
     assert anonymous.status_code == 401
     assert anonymous.headers["content-type"] == "application/problem+json"
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A department's server on loopback: serves a JWK set and records back-channel logout posts."""
+
+    jwks: ClassVar[dict[str, Any]] = {}
+    received: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        body = json.dumps(self.jwks).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length", "0"))
+        self.received.append(self.rfile.read(length).decode())
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def department_server() -> Iterator[str]:
+    _Recorder.received = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+async def test_client_keys_fetched_from_jwks_uri(
+    app: FastAPI, client: httpx.AsyncClient, department_server: str
+) -> None:
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    _Recorder.jwks = {"keys": [key.as_dict(private=False)]}
+    backend = await register_client(
+        app,
+        "dept-remote-keys",
+        grant_types=["client_credentials"],
+        scopes=["dept.read"],
+        items=[],
+        redirect_uris=[],
+        post_logout_redirect_uris=[],
+        jwks=None,
+        jwks_uri=f"{department_server}/jwks",
+        allow_loopback_http=True,
+    )
+    backend.key = key
+    accepted = await post_token(client, {"grant_type": "client_credentials", **client_auth(backend)})
+    assert accepted.status_code == 200, accepted.text
+    backend.key = ECKey.generate_key("P-256", auto_kid=True)  # a key the department never published
+    refused = await post_token(client, {"grant_type": "client_credentials", **client_auth(backend)})
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_client"
+
+
+async def test_sign_out_sends_back_channel_logout_tokens(
+    app: FastAPI, client: httpx.AsyncClient, department_server: str
+) -> None:
+    rp = await register_client(app, backchannel_logout_uri=f"{department_server}/backchannel", allow_loopback_http=True)
+    resident = await make_resident(app)
+    code, verifier = await code_flow(client, rp, resident, items=[])
+    tokens = (await post_token(client, code_form(code, verifier, rp))).json()
+    id_token = await verified_claims(client, tokens["id_token"], "JWT")
+    token = await csrf_from(client, "/account")
+    assert (await client.post("/signout", data={"csrf_token": token})).status_code == 303
+    for _ in range(100):  # delivered in the background, after the commit
+        if _Recorder.received:
+            break
+        await asyncio.sleep(0.05)
+    assert len(_Recorder.received) == 1
+    logout_token = parse_qs(_Recorder.received[0])["logout_token"][0]
+    claims = await verified_claims(client, logout_token, "logout+jwt")
+    assert claims["sid"] == id_token["sid"]
+    assert claims["sub"] == id_token["sub"]
+    assert claims["aud"] == rp.client_id
+    assert "http://schemas.openid.net/event/backchannel-logout" in claims["events"]
+    assert "nonce" not in claims
+
+
+async def test_public_client_uses_pkce_without_a_secret(app: FastAPI, client: httpx.AsyncClient) -> None:
+    public = await register_client(app, "rp-public-app", token_endpoint_auth_method="none", jwks=None)
+    code, verifier = await code_flow(client, public, await make_resident(app), items=[])
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT_URI,
+        "code_verifier": verifier,
+        "client_id": public.client_id,
+    }
+    response = await post_token(client, form)
+    assert response.status_code == 200, response.text
+    introspection = await client.post(
+        "/oidc/introspect", data={"token": "x", "client_id": public.client_id}, headers=JSON
+    )
+    assert introspection.status_code == 401  # public clients may not introspect
+
+
+async def test_eddsa_id_token_and_claims_requested_for_the_id_token(app: FastAPI, client: httpx.AsyncClient) -> None:
+    rp = await register_client(app, "rp-eddsa", id_token_signed_response_alg="EdDSA")
+    claims_request = json.dumps({"id_token": {"email": None, "birthdate": {"essential": True}}})
+    code, verifier = await code_flow(
+        client, rp, await make_resident(app), items=["email"], scope="openid", claims=claims_request
+    )
+    tokens = (await post_token(client, code_form(code, verifier, rp))).json()
+    decoded = jwt.decode(tokens["id_token"], await jwks(client), algorithms=["EdDSA"])
+    assert decoded.header["alg"] == "EdDSA"
+    digest = hashlib.sha512(tokens["access_token"].encode()).digest()[:32]
+    assert decoded.claims["at_hash"] == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    assert "email" in decoded.claims  # approved and asked for in the ID token
+    assert "birthdate" not in decoded.claims  # asked for, not approved

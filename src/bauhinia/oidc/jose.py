@@ -10,15 +10,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import warnings
 from typing import Any
 
 from joserfc import jws, jwt
-from joserfc.errors import JoseError
+from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
 ASYMMETRIC_ALGS = ("ES256", "PS256", "EdDSA", "Ed25519")
 KEY_TYPE_OF_ALG = {"ES256": "EC", "PS256": "RSA", "EdDSA": "OKP", "Ed25519": "OKP"}
 PublicKey = ECKey | OKPKey | RSAKey
+# RFC 9864 names Ed25519 as the fully-specified algorithm; the polymorphic EdDSA stays offered for relying
+# parties that know only that name, so joserfc's warning on each use is silenced for it alone.
+warnings.filterwarnings("ignore", message="EdDSA is deprecated via RFC 9864", category=SecurityWarning)
 
 
 class JwtRefused(Exception):
