@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -179,31 +178,25 @@ def audit_verify(data_dir: DataDirOption = None) -> None:
 
 @app.command()
 def purge(data_dir: DataDirOption = None) -> None:
-    """Delete expired browser sessions (run it from cron; sessions also stop working when they expire)."""
-    from bauhinia.core.database import create_engine, create_sessionmaker
-    from bauhinia.core.keys import KeyRing
-    from bauhinia.core.sessions import SessionManager
+    """Delete expired browser sessions and the OpenID provider's expired codes, tokens and one-time values
+    (run it from cron; they already stop working when they expire)."""
+    from bauhinia.app import create_app
 
-    settings = _settings(data_dir)
+    application = create_app(_settings(data_dir))
 
-    async def run() -> int:
-        engine = create_engine(settings.resolved_database_url)
-        manager = SessionManager(
-            keyring=KeyRing(settings.master_secret()),
-            secure=True,
-            https=True,
-            idle=timedelta(minutes=settings.session_idle_minutes),
-            absolute=timedelta(hours=settings.session_absolute_hours),
-        )
+    async def run() -> tuple[int, int]:
+        state = application.state
         try:
-            async with create_sessionmaker(engine)() as db:
-                removed = await manager.purge_expired(db)
+            async with state.sessionmaker() as db:
+                sessions = await state.session_manager.purge_expired(db)
+                provider = await state.oidc.purge_expired(db)
                 await db.commit()
-                return removed
+                return sessions, provider
         finally:
-            await engine.dispose()
+            await state.engine.dispose()
 
-    typer.echo(f"Removed {asyncio.run(run())} expired sessions.")
+    sessions, provider = asyncio.run(run())
+    typer.echo(f"Removed {sessions} expired sessions and {provider} expired OpenID provider records.")
 
 
 @staff_app.command("add")

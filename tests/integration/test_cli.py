@@ -70,14 +70,14 @@ async def test_purge_removes_expired_and_idle_sessions_only(app: FastAPI, settin
         await db.commit()
     result = await invoke(["purge"], env_for(settings))
     assert result.exit_code == 0, result.output
-    assert "Removed 1 expired sessions." in result.stdout
+    assert "Removed 1 expired sessions and" in result.stdout
     assert await count(app, WebSession) == 1
     async with app.state.sessionmaker() as db:
         survivor = await db.scalar(select(WebSession))
         assert survivor is not None
         survivor.last_seen_at = utcnow() - timedelta(hours=1)
         await db.commit()
-    assert "Removed 1 expired sessions." in (await invoke(["purge"], env_for(settings))).stdout
+    assert "Removed 1 expired sessions and" in (await invoke(["purge"], env_for(settings))).stdout
     assert await count(app, WebSession) == 0
 
 

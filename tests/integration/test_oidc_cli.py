@@ -169,3 +169,25 @@ async def test_demo_clients_files_let_an_integrator_get_a_token(
     )
     assert response.status_code == 200, response.text
     assert response.json()["scope"] == "ird.records"
+
+
+async def test_purge_removes_expired_provider_records_only(app: FastAPI, settings: Settings) -> None:
+    from datetime import timedelta
+
+    from bauhinia.core.database import utcnow
+    from bauhinia.oidc.models import SeenJti
+
+    async with app.state.sessionmaker() as db:
+        db.add_all(
+            [
+                SeenJti(key="old", expires_at=utcnow() - timedelta(seconds=1)),
+                SeenJti(key="live", expires_at=utcnow() + timedelta(minutes=5)),
+            ]
+        )
+        await db.commit()
+    result = await invoke(["purge"], env_for(settings))
+    assert result.exit_code == 0, result.output
+    assert "and 1 expired OpenID provider records" in result.stdout
+    async with app.state.sessionmaker() as db:
+        assert await db.get(SeenJti, "live") is not None
+        assert await db.get(SeenJti, "old") is None

@@ -39,6 +39,7 @@ from bauhinia.oidc.models import (
     Grant,
     IssuedAccessToken,
     RefreshToken,
+    SeenJti,
 )
 from bauhinia.oidc.schemas import GrantType, SubjectType
 from bauhinia.oidc.tokens import (
@@ -599,6 +600,23 @@ class OidcService:
             return self.signer.verify_own(hint, typ=None)
         except jose.JwtRefused:
             return None
+
+    # --- housekeeping -----------------------------------------------------------------------------
+
+    async def purge_expired(self, db: AsyncSession) -> int:
+        """Delete what can no longer be used: spent one-time values, expired requests, codes and tokens."""
+        now = utcnow()
+        removed = 0
+        for model, column in (
+            (SeenJti, SeenJti.expires_at),
+            (AuthorizationRequest, AuthorizationRequest.expires_at),
+            (AuthorizationCode, AuthorizationCode.expires_at),
+            (IssuedAccessToken, IssuedAccessToken.expires_at),
+            (RefreshToken, RefreshToken.expires_at),
+        ):
+            result = await db.execute(delete(model).where(column <= now))
+            removed += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return removed
 
     # --- for other domains ------------------------------------------------------------------------
 
