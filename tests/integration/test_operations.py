@@ -95,6 +95,13 @@ async def test_pages_carry_security_headers(client: httpx.AsyncClient) -> None:
     assert headers["cross-origin-opener-policy"] == "same-origin"
 
 
+async def test_only_staff_pages_restrict_form_targets(client: httpx.AsyncClient) -> None:
+    # A resident's sign-in or consent form ends in a redirect to a department's service on another origin,
+    # which Chromium checks against form-action; the counter's forms never leave the site.
+    assert "form-action" not in (await client.get("/signin")).headers["content-security-policy"]
+    assert "form-action 'self'" in (await client.get("/staff/signin")).headers["content-security-policy"]
+
+
 async def test_every_response_gets_a_fresh_nonce(client: httpx.AsyncClient) -> None:
     first = (await client.get("/")).headers["content-security-policy"]
     second = (await client.get("/")).headers["content-security-policy"]

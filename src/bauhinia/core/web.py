@@ -99,7 +99,7 @@ class EdgeMiddleware:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
                 response_headers = MutableHeaders(scope=message)
-                self._security_headers(response_headers, state["csp_nonce"])
+                self._security_headers(response_headers, state["csp_nonce"], scope["path"])
                 response_headers["x-request-id"] = state["request_id"]
                 for cookie in state.get("pending_cookies", []):
                     response_headers.append("set-cookie", _cookie_header(cookie))
@@ -107,12 +107,18 @@ class EdgeMiddleware:
 
         return wrapped
 
-    def _security_headers(self, headers: MutableHeaders, nonce: str) -> None:
-        headers["content-security-policy"] = (
+    def _security_headers(self, headers: MutableHeaders, nonce: str, path: str) -> None:
+        policy = (
             f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; "
             "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "
-            "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+            "base-uri 'none'; frame-ancestors 'none'"
         )
+        # form-action also governs the redirects that follow a form post (CSP 3, enforced by Chromium): on
+        # residents' pages a sign-in, consent or logout form ends with a redirect to a department's service
+        # on another origin, so only the staff pages, which never leave the site, restrict it.
+        if session_kind_for(path) is SessionKind.STAFF:
+            policy += "; form-action 'self'"
+        headers["content-security-policy"] = policy
         headers["x-content-type-options"] = "nosniff"
         headers["x-frame-options"] = "DENY"
         headers["referrer-policy"] = "no-referrer"
