@@ -69,7 +69,7 @@ class EdgeMiddleware:
                 if declared.isdigit()
                 else "Invalid Content-Length header.",
             )
-            await response(scope, receive, self._sender(send, state, status_holder))
+            await response(scope, receive, self._sender(send, state, status_holder, scope["path"]))
             self._done(scope, status_holder["status"], started, request_id)
             return
 
@@ -85,21 +85,21 @@ class EdgeMiddleware:
             return message
 
         try:
-            await self.app(scope, limited_receive, self._sender(send, state, status_holder))
+            await self.app(scope, limited_receive, self._sender(send, state, status_holder, scope["path"]))
         except BodyTooLarge:
             response = problem_response(
                 413, "Content Too Large", f"Request bodies are limited to {self.max_body_bytes} bytes."
             )
-            await response(scope, receive, self._sender(send, state, status_holder))
+            await response(scope, receive, self._sender(send, state, status_holder, scope["path"]))
         finally:
             self._done(scope, status_holder["status"], started, request_id)
 
-    def _sender(self, send: Send, state: dict[str, Any], status_holder: dict[str, int]) -> Send:
+    def _sender(self, send: Send, state: dict[str, Any], status_holder: dict[str, int], path: str) -> Send:
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
                 response_headers = MutableHeaders(scope=message)
-                self._security_headers(response_headers, state["csp_nonce"], scope["path"])
+                self._security_headers(response_headers, state["csp_nonce"], path)
                 response_headers["x-request-id"] = state["request_id"]
                 for cookie in state.get("pending_cookies", []):
                     response_headers.append("set-cookie", _cookie_header(cookie))
