@@ -573,3 +573,22 @@ async def test_eddsa_id_token_and_claims_requested_for_the_id_token(app: FastAPI
     assert decoded.claims["at_hash"] == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
     assert "email" in decoded.claims  # approved and asked for in the ID token
     assert "birthdate" not in decoded.claims  # asked for, not approved
+
+
+async def test_ui_locales_choose_the_language_unless_the_resident_chose_one(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    rp = await register_client(app, department={"en": "Test Department", "zh-Hant": "測試部門"})
+    await sign_in(client, await make_resident(app))
+    from tests.oidc_support import authorize_query
+
+    _, challenge = pkce()
+    start = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge, ui_locales='zh-HK en')}")
+    assert "bauhinia_lang=zh-Hant" in start.headers["set-cookie"]
+    page = await client.get(start.headers["location"])
+    assert "與測試服務分享你的資料" in page.text
+    assert "此服務由測試部門提供。" in page.text
+    client.cookies.set("bauhinia_lang", "en")
+    _, challenge = pkce()
+    chosen = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge, ui_locales='zh-Hans')}")
+    assert "set-cookie" not in chosen.headers

@@ -170,7 +170,7 @@ def list_clients(data_dir: DataDirOption = None) -> None:
             client.client_id,
             "[red]disabled[/red]" if client.disabled else "[green]active[/green]",
             m.client_name.en,
-            m.department,
+            m.department.en if m.department else "",
             ", ".join(g.value for g in m.grant_types),
             " ".join(m.scopes),
             m.token_endpoint_auth_method.value,

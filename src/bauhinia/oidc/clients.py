@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bauhinia.core.database import utcnow
 from bauhinia.oidc import jose
 from bauhinia.oidc.errors import OAuthError, invalid_client, invalid_request
-from bauhinia.oidc.models import OidcClient, SeenJti
+from bauhinia.oidc.models import Grant, IssuedAccessToken, OidcClient, SeenJti
 from bauhinia.oidc.schemas import AuthMethod, ClientMetadata
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -68,7 +68,7 @@ class ClientRegistry:
 
     async def get(self, db: AsyncSession, client_id: str, *, fresh: bool = False) -> Client | None:
         """The client, read at most CLIENT_CACHE_SECONDS ago (``fresh``: read now)."""
-        if not client_id or len(client_id) > 64:
+        if not client_id or len(client_id) > 64 or "\x00" in client_id:  # PostgreSQL text holds no NUL
             return None
         recent = self._recent.get(client_id)
         if recent is not None and not fresh and time.monotonic() - recent[0] < CLIENT_CACHE_SECONDS:
@@ -108,13 +108,26 @@ class ClientRegistry:
         return [c for row in rows if (c := await self.get(db, row.client_id, fresh=True)) is not None]
 
     async def disable(self, db: AsyncSession, client_id: str) -> bool:
+        now = utcnow()
         result = await db.execute(
             update(OidcClient)
             .where(OidcClient.client_id == client_id, OidcClient.disabled_at.is_(None))
-            .values(disabled_at=utcnow())
+            .values(disabled_at=now)
         )
         self._recent.pop(client_id, None)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        if not result.rowcount:  # type: ignore[attr-defined]
+            return False
+        # What the client already holds ends too: its access tokens would otherwise stay good at userinfo
+        # until they expire, however urgently the operator disabled it.
+        await db.execute(
+            update(Grant).where(Grant.client_id == client_id, Grant.revoked_at.is_(None)).values(revoked_at=now)
+        )
+        await db.execute(
+            update(IssuedAccessToken)
+            .where(IssuedAccessToken.client_id == client_id, IssuedAccessToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        return True
 
     async def keys_of(self, client: Client) -> KeySet:
         """The client's public keys: registered by value, or fetched from its jwks_uri (cached briefly)."""
@@ -247,7 +260,9 @@ async def _check_assertion(
     if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
         raise invalid_client("the client assertion's iss and sub must be the client id")
     aud = claims.get("aud")
-    named = {aud} if isinstance(aud, str) else set(aud) if isinstance(aud, list) else set()
+    # Only strings count: a list may hold anything (a nested list is unhashable, and was a 500).
+    listed = aud if isinstance(aud, list) else [aud]
+    named = {a for a in listed if isinstance(a, str)}
     if not named & audiences:
         raise invalid_client("the client assertion's aud must be this provider's issuer identifier")
     now = int(time.time())
@@ -257,7 +272,7 @@ async def _check_assertion(
     nbf = claims.get("nbf")
     if isinstance(nbf, int) and nbf > now + CLOCK_SKEW:
         raise invalid_client("the client assertion is not valid yet")
-    if not isinstance(jti, str) or not 8 <= len(jti) <= 100:
+    if not isinstance(jti, str) or not 8 <= len(jti) <= 100 or "\x00" in jti:  # stored: PostgreSQL holds no NUL
         raise invalid_client("the client assertion needs a jti")
     expires = datetime.fromtimestamp(exp, tz=utcnow().tzinfo) + timedelta(seconds=CLOCK_SKEW)
     if not await first_use(db, f"assertion:{client.client_id}:{jti}", expires):

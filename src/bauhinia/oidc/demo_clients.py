@@ -24,7 +24,7 @@ def _definitions(base: str) -> list[dict[str, Any]]:
         {
             "client_id": "housing-portal",
             "client_name": {"en": "Public housing application", "zh-Hant": "公屋申請", "zh-Hans": "公屋申请"},
-            "department": "Housing Department",
+            "department": {"en": "Housing Department", "zh-Hant": "房屋署", "zh-Hans": "房屋署"},
             "purpose": {
                 "en": "To fill in your public housing application form for you, so you do not type it again.",
                 "zh-Hant": "為你預先填寫公屋申請表，免你再次輸入。",
@@ -41,7 +41,7 @@ def _definitions(base: str) -> list[dict[str, Any]]:
         {
             "client_id": "td-licensing",
             "client_name": {"en": "Driving licence renewal", "zh-Hant": "續領駕駛執照", "zh-Hans": "续领驾驶执照"},
-            "department": "Transport Department",
+            "department": {"en": "Transport Department", "zh-Hant": "運輸署", "zh-Hans": "运输署"},
             "purpose": {
                 "en": "To check who you are before renewing your driving licence.",
                 "zh-Hant": "在續領駕駛執照前核實你的身份。",
@@ -58,14 +58,14 @@ def _definitions(base: str) -> list[dict[str, Any]]:
         {
             "client_id": "ird-backend",
             "client_name": {"en": "Inland Revenue back office", "zh-Hant": "稅務局後台", "zh-Hans": "税务局后台"},
-            "department": "Inland Revenue Department",
+            "department": {"en": "Inland Revenue Department", "zh-Hant": "稅務局", "zh-Hans": "税务局"},
             "grant_types": ["client_credentials"],
             "scopes": ["ird.records"],
         },
         {
             "client_id": "platform-operator",
             "client_name": {"en": "Platform operator", "zh-Hant": "平台營運者", "zh-Hans": "平台运营者"},
-            "department": "Bauhinia operations",
+            "department": {"en": "Bauhinia operations", "zh-Hant": "Bauhinia 營運組", "zh-Hans": "Bauhinia 运营组"},
             "grant_types": ["client_credentials"],
             "scopes": [OPERATOR_SCOPE],
         },

@@ -93,7 +93,7 @@ def check_proof(
 
 def _check_claims(claims: dict[str, Any], *, method: str, uri: str, access_token: str | None) -> None:
     jti, iat = claims.get("jti"), claims.get("iat")
-    if not isinstance(jti, str) or not 8 <= len(jti) <= 128:
+    if not isinstance(jti, str) or not 8 <= len(jti) <= 128 or "\x00" in jti:  # stored: PostgreSQL holds no NUL
         raise ProofRefused("the proof needs a jti of 8 to 128 characters")
     if not isinstance(iat, int) or isinstance(iat, bool):
         raise ProofRefused("the proof needs an integer iat")

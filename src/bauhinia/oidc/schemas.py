@@ -70,7 +70,7 @@ class ClientMetadata(BaseModel):
     client_name: LocalisedText
     # Why the service asks for residents' details, shown on the consent page.
     purpose: LocalisedText | None = None
-    department: str = Field(default="", max_length=120)
+    department: LocalisedText | None = Field(default=None, description="the department running the service")
     grant_types: list[GrantType] = Field(default_factory=lambda: [GrantType.AUTHORIZATION_CODE], min_length=1)
     token_endpoint_auth_method: AuthMethod = AuthMethod.PRIVATE_KEY_JWT
     redirect_uris: list[str] = Field(default_factory=list, max_length=20)
@@ -89,6 +89,12 @@ class ClientMetadata(BaseModel):
     id_token_signed_response_alg: str = "ES256"  # noqa: S105 (an algorithm name)
     # Loopback http redirect URIs: only for demo and development installations.
     allow_loopback_http: bool = False
+
+    @field_validator("department", mode="before")
+    @classmethod
+    def _department_in_english_only(cls, value: object) -> object:
+        """A plain string is the English name (the other languages fall back to it)."""
+        return {"en": value} if isinstance(value, str) and value else (None if value == "" else value)
 
     @field_validator("scopes")
     @classmethod

@@ -8,6 +8,7 @@ the change it describes.
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ from bauhinia.oidc.tokens import (
 
 log = structlog.get_logger(__name__)
 DPOP_REPLAY_WINDOW = timedelta(seconds=PROOF_MAX_AGE + PROOF_MAX_SKEW)
+REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # secrets.token_urlsafe: the ids of authorization requests
 BACKCHANNEL_ATTEMPTS = 3
 
 
@@ -139,6 +141,8 @@ class OidcService:
 
     async def take_pushed_request(self, db: AsyncSession, client_id: str, request_id: str) -> ValidRequest | None:
         """A pushed request, good once and only for its client (RFC 9126 §4)."""
+        if not REQUEST_ID.fullmatch(request_id):  # what store_request makes; a NUL would fail on PostgreSQL
+            return None
         result = await db.execute(
             update(AuthorizationRequest)
             .where(
@@ -155,6 +159,8 @@ class OidcService:
         return ValidRequest.from_parameters(stored) if stored is not None else None
 
     async def interaction(self, db: AsyncSession, interaction_id: str) -> tuple[AuthorizationRequest, Client] | None:
+        if not REQUEST_ID.fullmatch(interaction_id):  # what store_request makes; a NUL would fail on PostgreSQL
+            return None
         row = await db.get(AuthorizationRequest, interaction_id)
         if row is None or row.pushed or row.used_at is not None or row.expires_at <= utcnow():
             return None
@@ -199,6 +205,8 @@ class OidcService:
 
     async def withdraw(self, db: AsyncSession, resident_id: str, client_id: str) -> bool:
         """Forget the consent and revoke every grant the client holds for the resident."""
+        if "\x00" in client_id:  # from the page's path: PostgreSQL text holds no NUL, and no client has one
+            return False
         result = await db.execute(
             delete(ClaimConsent).where(ClaimConsent.resident_id == resident_id, ClaimConsent.client_id == client_id)
         )

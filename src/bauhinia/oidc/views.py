@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bauhinia.core import i18n
 from bauhinia.core.database import SessionDep, utcnow
 from bauhinia.core.sessions import SessionKind, WebSession
 from bauhinia.core.web import language_of, redirect, templates_of, verify_csrf
@@ -58,7 +59,17 @@ async def authorize(request: Request, db: SessionDep) -> Response:
         return redirect(exc.location(service.issuer))
     if "none" in valid.prompt:
         return await _continue(request, db, service, row, client)
-    return redirect(f"/oidc/interaction/{row.id}")
+    return _honour_ui_locales(request, redirect(f"/oidc/interaction/{row.id}"), valid.ui_locales)
+
+
+def _honour_ui_locales(request: Request, response: Response, ui_locales: str | None) -> Response:
+    """OIDC Core §3.1.2.1 ``ui_locales``: the service's preferred languages choose the pages' language for
+    this browser session, unless the resident already chose one (their choice wins)."""
+    chosen = i18n.from_accept_language(",".join((ui_locales or "").split()))
+    if chosen and not request.cookies.get(i18n.LANGUAGE_COOKIE):
+        secure = request.app.state.settings.secure_transport
+        response.set_cookie(i18n.LANGUAGE_COOKIE, chosen, httponly=True, secure=secure, samesite="lax", path="/")
+    return response
 
 
 def _single_query(request: Request) -> dict[str, str]:
@@ -200,7 +211,7 @@ async def _consent_page(
         request,
         "oidc/consent.html",
         client_name=metadata.client_name.in_language(language),
-        department=metadata.department,
+        department=metadata.department.in_language(language) if metadata.department else "",
         purpose=metadata.purpose.in_language(language) if metadata.purpose else "",
         items=[(name, claim_rules.ITEMS[name].label) for name in items],
         checked=set(checked),
@@ -287,7 +298,10 @@ async def logout(request: Request, db: SessionDep) -> Response:
         return await error_page(request, "invalid_request", "client_id differs from the id_token_hint's audience")
     target = source.get("post_logout_redirect_uri")
     client = await service.clients.get(db, client_id) if isinstance(client_id, str) else None
-    if target is not None and (client is None or target not in client.metadata.post_logout_redirect_uris):
+    # A disabled client's URIs are no longer trusted destinations (it may be disabled for being compromised).
+    if target is not None and (
+        client is None or client.disabled or target not in client.metadata.post_logout_redirect_uris
+    ):
         return await error_page(
             request, "invalid_request", "post_logout_redirect_uri is not registered for this client"
         )
@@ -362,7 +376,7 @@ async def connected_services(
         {
             "client_id": c.client.client_id,
             "name": c.client.metadata.client_name.in_language(language),
-            "department": c.client.metadata.department,
+            "department": c.client.metadata.department.in_language(language) if c.client.metadata.department else "",
             "approved": [claim_rules.ITEMS[i].label for i in c.approved if i in claim_rules.ITEMS],
             "declined": [claim_rules.ITEMS[i].label for i in c.declined if i in claim_rules.ITEMS],
             "granted_at": c.granted_at,
