@@ -592,3 +592,12 @@ async def test_ui_locales_choose_the_language_unless_the_resident_chose_one(
     _, challenge = pkce()
     chosen = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge, ui_locales='zh-Hans')}")
     assert "set-cookie" not in chosen.headers
+
+
+async def test_userinfo_without_credentials_gets_a_bare_challenge(client: httpx.AsyncClient) -> None:
+    response = await client.get("/oidc/userinfo", headers=JSON)
+    assert response.status_code == 401
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith('Bearer realm="bauhinia"')
+    assert "DPoP algs=" in challenge
+    assert "error=" not in challenge  # RFC 6750 §3.1: no error code when no credentials were sent

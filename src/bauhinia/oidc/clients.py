@@ -72,12 +72,14 @@ class ClientRegistry:
         if not client_id or len(client_id) > 64 or "\x00" in client_id:  # PostgreSQL text holds no NUL
             return None
         recent = self._recent.get(client_id)
-        if recent is not None and not fresh:
-            # One request re-reads an expired entry; the others meanwhile keep the copy it replaces. Measured:
-            # without this, every request in flight re-read it at once, and on SQLite their transactions
-            # queued for the database lock, stalling the token endpoint for up to a second every 5 s.
-            if time.monotonic() - recent[0] < CLIENT_CACHE_SECONDS or client_id in self._reading:
-                return recent[1]
+        # One request re-reads an expired entry; the others meanwhile keep the copy it replaces. Measured:
+        # without this, every request in flight re-read it at once, and on SQLite their transactions
+        # queued for the database lock, stalling the token endpoint for up to a second every 5 s.
+        usable = recent is not None and (
+            time.monotonic() - recent[0] < CLIENT_CACHE_SECONDS or client_id in self._reading
+        )
+        if recent is not None and usable and not fresh:
+            return recent[1]
         self._reading.add(client_id)
         try:
             row = await db.get(OidcClient, client_id, populate_existing=True)

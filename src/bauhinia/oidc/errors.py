@@ -48,9 +48,13 @@ class ResourceError(Exception):
         self.extra_headers: dict[str, str] = {}
 
     def response(self) -> JSONResponse:
-        challenge = f'{self.scheme} error="{self.error}", error_description="{self.description}"'
-        if self.scheme == "DPoP":
-            challenge += ', algs="ES256 PS256 EdDSA Ed25519"'
+        if self.error == "invalid_request" and self.status == 401:
+            # No credentials at all: RFC 6750 §3.1 says the challenge carries no error code. Both schemes offered.
+            challenge = 'Bearer realm="bauhinia", DPoP algs="ES256 PS256 EdDSA Ed25519"'
+        else:
+            challenge = f'{self.scheme} error="{self.error}", error_description="{self.description}"'
+            if self.scheme == "DPoP":
+                challenge += ', algs="ES256 PS256 EdDSA Ed25519"'
         headers = {**NO_STORE, "WWW-Authenticate": challenge, **self.extra_headers}
         body = {"error": self.error, "error_description": self.description}
         return JSONResponse(body, status_code=self.status, headers=headers)

@@ -158,8 +158,10 @@ async def _continue(
     if not claim_rules.satisfies(achieved, required):
         if required == "verified" and profile.assurance_level == "verified" and not silent:
             return _sign_in(here, again=True)  # step-up: a multi-factor sign-in gives "verified"
-        if silent:
+        if silent and profile.assurance_level == "verified":
             return fail("interaction_required", "a stronger sign-in is required")
+        if silent:  # no sign-in can help: the identity must first be checked at a counter
+            return fail("unmet_authentication_requirements", f"the service requires acr {required}")
         return await render(
             request,
             "oidc/unmet.html",
