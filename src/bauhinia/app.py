@@ -23,6 +23,8 @@ from bauhinia.core.keys import KeyRing
 from bauhinia.core.observability import Metrics, configure_logging
 from bauhinia.core.sessions import SessionManager
 from bauhinia.core.web import CsrfFailure, EdgeMiddleware, Templates, templates_of, translator_of
+from bauhinia.exchange import api as exchange_api
+from bauhinia.exchange.service import ExchangeService
 from bauhinia.identity import staff_views
 from bauhinia.identity import views as identity_views
 from bauhinia.identity.passkeys import RelyingParty
@@ -88,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         persist_client_credentials_tokens=settings.oidc_persist_access_tokens,
         require_dpop_nonce=settings.oidc_dpop_nonce,
     )
+    app.state.exchange = ExchangeService(app.state.oidc)
     app.state.sign_out_hooks = [oidc_views.sign_out_hook]
     install_error_handlers(app)
     _install_guard_handlers(app)
@@ -98,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(staff_views.router)
     app.include_router(oidc_api.router)
     app.include_router(operator_api.router)
+    app.include_router(exchange_api.router)
     app.include_router(oidc_views.endpoint_router)
     app.include_router(oidc_views.router)
     app.add_middleware(oidc_api.TokenFastPath, application=app)

@@ -12,6 +12,7 @@ import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bauhinia.exchange.cli import exchange_app
 from bauhinia.oidc.cli import clients_app, keys_app
 from bauhinia.settings import Mode, Settings
 
@@ -22,6 +23,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(staff_app, name="staff")
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
+app.add_typer(exchange_app, name="exchange")
 console = Console(stderr=True)
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
@@ -100,6 +102,7 @@ def demo(
 async def _seed(application: object, settings: Settings) -> list[object]:
     from datetime import date
 
+    from bauhinia.exchange.demo import register_demo_members
     from bauhinia.oidc.demo_clients import register_demo_clients
     from bauhinia.seed import seed_demo
 
@@ -107,6 +110,7 @@ async def _seed(application: object, settings: Settings) -> list[object]:
     async with state.sessionmaker() as db:
         accounts = await seed_demo(db, state.identity, settings.data_dir, date.today())
         await register_demo_clients(db, state.oidc, settings.data_dir)
+        await register_demo_members(db, state.exchange, settings.data_dir)
     await state.engine.dispose()
     return list(accounts)
 
@@ -122,7 +126,12 @@ def _print_welcome(url: str, accounts: list[object], data_dir: Path) -> None:
         out.print(f"      password: {a.password}   authenticator app key: {a.totp_secret}")  # type: ignore[attr-defined]
     out.print(
         f"\n[bold]Demo clients[/bold] (id, scopes and private key of each in {data_dir / 'clients'}): "
-        "housing-portal (FAPI 2.0), td-licensing, ird-backend, platform-operator"
+        "housing-portal (FAPI 2.0), td-licensing, ird-backend, immd-backend, td-backend, housing-backend, "
+        "platform-operator"
+    )
+    out.print(
+        f"\n[bold]Data exchange members[/bold] (each system's private keys in {data_dir / 'members'}): "
+        "Immigration, Inland Revenue, Transport (providers) and Housing (consumer)"
     )
     out.print(
         "\nAdd a key to an authenticator app, or print the current code: "

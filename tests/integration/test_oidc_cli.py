@@ -136,7 +136,15 @@ async def test_demo_clients_files_let_an_integrator_get_a_token(
     async with app.state.sessionmaker() as db:
         written = await register_demo_clients(db, app.state.oidc, tmp_path)
         again = await register_demo_clients(db, app.state.oidc, tmp_path)
-    assert set(written) == {"housing-portal", "td-licensing", "ird-backend", "platform-operator"}
+    assert set(written) == {
+        "housing-portal",
+        "td-licensing",
+        "ird-backend",
+        "immd-backend",
+        "td-backend",
+        "housing-backend",
+        "platform-operator",
+    }
     assert again == []  # idempotent
     path = tmp_path / "clients" / "ird-backend.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -59,7 +59,7 @@ PUBLIC = {
 }
 # Routes guarded by an access token rather than a browser session: anonymous callers get a 401 with
 # a Bearer challenge.
-TOKEN_PROTECTED_PREFIX = "/api/operator/"
+TOKEN_PROTECTED_PREFIXES = ("/api/operator/", "/api/exchange/")
 # HTML pages anyone may open; each must render, with a title, in every language.
 PUBLIC_PAGES = ["/", "/register", "/signin", "/recover", "/staff/signin"]
 PATH_PARAMETERS = {
@@ -68,6 +68,10 @@ PATH_PARAMETERS = {
     "resident_id": "00000000-0000-4000-8000-000000000000",
     "client_id": "some-client",
     "interaction_id": "no-such-interaction",
+    "member_id": "HK/GOV/NONE",
+    "system_id": "HK/GOV/NONE/nothing",
+    "item_id": "none.nothing",
+    "code": "none.nothing",
 }
 
 
@@ -144,7 +148,7 @@ async def test_private_routes_answer_api_clients_with_401_problems(app: FastAPI)
         response = await anonymous_request(app, method, path, accept="application/json")
         assert response.status_code == 401, path
         assert response.headers["content-type"] == "application/problem+json"
-        expected = "Bearer" if path.startswith(TOKEN_PROTECTED_PREFIX) else "Session"
+        expected = "Bearer" if path.startswith(TOKEN_PROTECTED_PREFIXES) else "Session"
         assert response.headers["www-authenticate"].split(" ")[0] == expected, path
         assert response.json()["status"] == 401
 
@@ -167,7 +171,7 @@ async def test_resident_routes_refuse_signed_in_staff(app: FastAPI, client: http
     token = h.CSRF_PATTERN.search((await client.get("/signin")).text)
     assert token
     for method, path in sorted(set(routes(app)) - PUBLIC):
-        if path.startswith(("/staff", TOKEN_PROTECTED_PREFIX)):
+        if path.startswith(("/staff", *TOKEN_PROTECTED_PREFIXES)):
             continue
         response = await client.request(method, concrete(path), headers={"x-csrf-token": token.group(1)})
         assert is_sign_in_redirect(response, path), (method, path, response.status_code)

@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -30,6 +31,12 @@ class Problem(Exception):
         super().__init__(detail or title)
         self.status, self.title, self.detail, self.type, self.extensions = status, title, detail, type_, extensions
         self.headers = dict(headers or {})
+
+
+def invalid_input(exc: ValidationError, detail: str) -> Problem:
+    """A 422 problem listing each field Pydantic refused, with where it is and why."""
+    errors = [{"location": [str(part) for part in e["loc"]], "message": e["msg"]} for e in exc.errors()]
+    return Problem(422, "Unprocessable Content", detail, errors=errors)
 
 
 def problem_response(

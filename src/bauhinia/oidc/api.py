@@ -21,6 +21,7 @@ from bauhinia.oidc.authorization import REQUEST_URI_PREFIX, AuthorizeError
 from bauhinia.oidc.claims import ACR_ORDER, CLAIM_ITEM, STANDARD_SCOPES
 from bauhinia.oidc.errors import NO_STORE, OAuthError, ResourceError, invalid_request
 from bauhinia.oidc.jose import ASYMMETRIC_ALGS
+from bauhinia.oidc.resource import resource_request, single_dpop_header
 from bauhinia.oidc.schemas import ID_TOKEN_ALGS, AuthMethod, GrantType
 from bauhinia.oidc.service import OidcService, oidc_service
 
@@ -131,13 +132,6 @@ async def oauth_form(request: Request) -> dict[str, str]:
             raise invalid_request(f"{name} is not acceptable")
         values[name] = value
     return values
-
-
-def single_dpop_header(request: Request) -> str | None:
-    proofs = request.headers.getlist("dpop")
-    if len(proofs) > 1:
-        raise OAuthError("invalid_dpop_proof", "send exactly one DPoP header")
-    return proofs[0] if proofs else None
 
 
 async def dpop_proof(
@@ -266,37 +260,6 @@ async def pushed_authorization_request(request: Request, db: SessionDep) -> Resp
         "expires_in": int((row.expires_at - row.created_at).total_seconds()),
     }
     return JSONResponse(body, status_code=201, headers=NO_STORE)
-
-
-async def resource_request(
-    request: Request, db: SessionDep, service: OidcService, path: str
-) -> tuple[str, str, dpop.Proof | None]:
-    authorization_header = request.headers.get("authorization", "")
-    scheme, _, token_value = authorization_header.partition(" ")
-    scheme = {"bearer": "Bearer", "dpop": "DPoP"}.get(scheme.lower(), "")
-    if not scheme or not token_value.strip():
-        raise ResourceError("invalid_request", "send the access token in the Authorization header", status=401)
-    token_value = token_value.strip()
-    proof = None
-    if scheme == "DPoP":
-        try:
-            header = single_dpop_header(request)
-        except OAuthError as exc:
-            raise ResourceError("invalid_dpop_proof", exc.description, scheme="DPoP") from exc
-        if header is None:
-            raise ResourceError("invalid_dpop_proof", "a DPoP proof is required with a DPoP token", scheme="DPoP")
-        nonces = service.nonces if service.require_dpop_nonce else None
-        try:
-            proof = dpop.check_proof(
-                header, method=request.method, uri=service.endpoint(path), nonces=nonces, access_token=token_value
-            )
-        except dpop.ProofRefused as exc:
-            raise dpop.resource_error(exc, service.nonces) from exc
-        try:
-            await service.check_dpop_replay(db, proof)
-        except OAuthError as exc:
-            raise ResourceError("invalid_dpop_proof", exc.description, scheme="DPoP") from exc
-    return scheme, token_value, proof
 
 
 @router.get("/oidc/userinfo", summary="UserInfo: the approved items of the resident", operation_id="userinfo_get")

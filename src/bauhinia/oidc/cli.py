@@ -15,8 +15,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from bauhinia.oidc.keys import JWKS_MAX_AGE
-from bauhinia.oidc.operator_api import OPERATOR_SCOPE
-from bauhinia.oidc.service import OidcService
+from bauhinia.oidc.service import OPERATOR_SCOPE, OidcService
 from bauhinia.settings import Settings
 
 clients_app = typer.Typer(

@@ -14,9 +14,8 @@ from typing import Any
 from joserfc.jwk import ECKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bauhinia.oidc.operator_api import OPERATOR_SCOPE
 from bauhinia.oidc.schemas import ClientMetadata
-from bauhinia.oidc.service import OidcService
+from bauhinia.oidc.service import OPERATOR_SCOPE, OidcService
 
 
 def _definitions(base: str) -> list[dict[str, Any]]:
@@ -62,6 +61,7 @@ def _definitions(base: str) -> list[dict[str, Any]]:
             "grant_types": ["client_credentials"],
             "scopes": ["ird.records"],
         },
+        *_exchange_backends(),
         {
             "client_id": "platform-operator",
             "client_name": {"en": "Platform operator", "zh-Hant": "平台營運者", "zh-Hans": "平台运营者"},
@@ -69,6 +69,29 @@ def _definitions(base: str) -> list[dict[str, Any]]:
             "grant_types": ["client_credentials"],
             "scopes": [OPERATOR_SCOPE],
         },
+    ]
+
+
+def _exchange_backends() -> list[dict[str, Any]]:
+    """The other departments' back-ends: each speaks for its system in the data exchange gateway
+    (Inland Revenue's is ird-backend above)."""
+    departments = {
+        "immd": (
+            ("Immigration back office", "入境事務處後台", "入境事务处后台"),
+            ("Immigration Department", "入境事務處", "入境事务处"),
+        ),
+        "td": (("Transport back office", "運輸署後台", "运输署后台"), ("Transport Department", "運輸署", "运输署")),
+        "housing": (("Housing back office", "房屋署後台", "房屋署后台"), ("Housing Department", "房屋署", "房屋署")),
+    }
+    return [
+        {
+            "client_id": f"{code}-backend",
+            "client_name": dict(zip(("en", "zh-Hant", "zh-Hans"), name, strict=True)),
+            "department": dict(zip(("en", "zh-Hant", "zh-Hans"), department, strict=True)),
+            "grant_types": ["client_credentials"],
+            "scopes": [f"{code}.records"],
+        }
+        for code, (name, department) in departments.items()
     ]
 
 

@@ -15,34 +15,17 @@ from pydantic import ValidationError
 
 from bauhinia.core import audit
 from bauhinia.core.database import SessionDep
-from bauhinia.core.errors import Problem
-from bauhinia.oidc.api import resource_request
+from bauhinia.core.errors import Problem, invalid_input
 from bauhinia.oidc.clients import Client, ClientRegistrationError
-from bauhinia.oidc.errors import ResourceError
 from bauhinia.oidc.schemas import ClientMetadata, RegisteredClient
-from bauhinia.oidc.service import oidc_service
+from bauhinia.oidc.service import OPERATOR_SCOPE, calling_client, oidc_service
 
-OPERATOR_SCOPE = "bauhinia.operator"
 router = APIRouter(prefix="/api/operator", tags=["Operator"])
 
 
 async def operator(request: Request, db: SessionDep) -> str:
     """The calling operator client's id, from a live access token with the operator scope."""
-    service = oidc_service(request)
-    try:
-        _, token, proof = await resource_request(request, db, service, request.url.path)
-    except ResourceError as exc:
-        challenge = exc.response().headers["www-authenticate"]
-        raise Problem(exc.status, "Unauthorized", exc.description, headers={"WWW-Authenticate": challenge}) from exc
-    claims = await service.access_token_claims(db, token)
-    if claims is None:
-        raise Problem(401, "Unauthorized", "The access token is invalid, expired or revoked.")
-    bound = (claims.get("cnf") or {}).get("jkt")
-    if bound is not None and (proof is None or proof.jkt != bound):
-        raise Problem(401, "Unauthorized", "The access token is DPoP-bound: present it with its proof.")
-    if OPERATOR_SCOPE not in str(claims.get("scope", "")).split():
-        raise Problem(403, "Forbidden", f"The {OPERATOR_SCOPE} scope is required.")
-    return str(claims["client_id"])
+    return await calling_client(request, db, scope=OPERATOR_SCOPE)
 
 
 Operator = Annotated[str, Depends(operator)]
@@ -75,8 +58,7 @@ async def add_client(request: Request, db: SessionDep, body: dict[str, Any], cal
     try:
         metadata = ClientMetadata.model_validate(body)
     except ValidationError as exc:
-        errors = [{"location": [str(p) for p in e["loc"]], "message": e["msg"]} for e in exc.errors()]
-        raise Problem(422, "Unprocessable Content", "The client metadata is invalid.", errors=errors) from exc
+        raise invalid_input(exc, "The client metadata is invalid.") from exc
     service = oidc_service(request)
     try:
         secret = await service.clients.register(db, metadata)

@@ -42,7 +42,9 @@ from bauhinia.oidc.models import (
     RefreshToken,
     SeenJti,
 )
+from bauhinia.oidc.resource import token_caller
 from bauhinia.oidc.schemas import GrantType, SubjectType
+from bauhinia.oidc.schemas import LocalisedText as LocalisedText  # re-exported for other domains
 from bauhinia.oidc.tokens import (
     ACCESS_TOKEN_LIFETIME,
     BACKCHANNEL_LOGOUT_EVENT,
@@ -63,6 +65,8 @@ log = structlog.get_logger(__name__)
 DPOP_REPLAY_WINDOW = timedelta(seconds=PROOF_MAX_AGE + PROOF_MAX_SKEW)
 REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # secrets.token_urlsafe: the ids of authorization requests
 BACKCHANNEL_ATTEMPTS = 3
+# The scope of the platform's operator clients (the operator and exchange registration APIs).
+OPERATOR_SCOPE = "bauhinia.operator"
 
 
 @dataclass(frozen=True)
@@ -675,3 +679,9 @@ def _resource(raw: str | None, issuer: str) -> str:
 def oidc_service(request: Request) -> OidcService:
     service: OidcService = request.app.state.oidc
     return service
+
+
+async def calling_client(request: Request, db: AsyncSession, *, scope: str | None = None) -> str:
+    """For the platform's JSON APIs: the id of the client whose live access token (Bearer or DPoP) came
+    with the request, carrying ``scope`` when one is named; otherwise a 401 or 403 problem."""
+    return await token_caller(request, db, oidc_service(request), scope)
