@@ -5,36 +5,55 @@ A token endpoint that commits one row per request pays one fsync per token (SQLi
 rows of every request that arrives while the previous batch is being written and commits them
 together; each request still waits until *its* row is durable before the token is returned, so
 nothing is promised that a crash could lose.
+
+The batch goes to the driver directly (one ``executemany`` in one transaction): measured, the ORM's
+begin/insert/commit cost about 0.7 ms of CPU per batch and 20–50 µs per row, more than the writes.
+Values are converted with the column types' own bind processors, so rows read back exactly as the
+ORM writes them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bauhinia.oidc.models import IssuedAccessToken
 
 ACCESS_TOKENS: Table = IssuedAccessToken.__table__  # type: ignore[assignment]
-_INSERT = insert(ACCESS_TOKENS)
-MAX_BATCH = 1000
+COLUMNS = ("jti", "client_id", "grant_id", "expires_at")
+MAX_BATCH = 2000
+
+
+def _sqlite_batch(connection: Any, statement: str, rows: list[tuple[Any, ...]]) -> None:
+    """On aiosqlite's thread: one immediate transaction for the batch."""
+    raw: sqlite3.Connection = connection._conn
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        raw.executemany(statement, rows)
+    except BaseException:
+        raw.execute("ROLLBACK")
+        raise
+    raw.execute("COMMIT")
 
 
 @dataclass
 class TokenLedger:
     engine: AsyncEngine
-    _pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = field(default_factory=list)
+    _pending: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = field(default_factory=list)
     _writer: asyncio.Task[None] | None = None
+    _convert: list[Callable[[Any], Any] | None] | None = None
 
     async def record(self, jti: str, client_id: str, grant_id: str | None, expires_at: datetime) -> None:
         """Return once the record is committed (raises what the commit raised)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        values = {"jti": jti, "client_id": client_id, "grant_id": grant_id, "expires_at": expires_at}
-        self._pending.append((values, done))
+        self._pending.append(((jti, client_id, grant_id, expires_at), done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_batches())
         await done
@@ -43,9 +62,8 @@ class TokenLedger:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
-                async with self.engine.begin() as connection:
-                    await connection.execute(_INSERT, [values for values, _ in batch])
-            except Exception as exc:
+                await self._insert([values for values, _ in batch])
+            except Exception as exc:  # every waiting request gets the failure
                 for _, done in batch:
                     if not done.done():
                         done.set_exception(exc)
@@ -53,3 +71,20 @@ class TokenLedger:
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
+
+    async def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        dialect = self.engine.dialect
+        if self._convert is None:
+            self._convert = [
+                ACCESS_TOKENS.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in COLUMNS
+            ]
+        converted = [tuple(f(v) if f else v for f, v in zip(self._convert, row, strict=True)) for row in rows]
+        async with self.engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            if dialect.name == "postgresql":
+                statement = f"INSERT INTO {ACCESS_TOKENS.name} ({', '.join(COLUMNS)}) VALUES ($1, $2, $3, $4)"
+                async with driver.transaction():  # type: ignore[union-attr]
+                    await driver.executemany(statement, converted)  # type: ignore[union-attr]
+            else:
+                statement = f"INSERT INTO {ACCESS_TOKENS.name} ({', '.join(COLUMNS)}) VALUES (?, ?, ?, ?)"
+                await driver._execute(_sqlite_batch, driver, statement, converted)  # type: ignore[union-attr]
