@@ -28,6 +28,9 @@ from bauhinia.oidc.models import IssuedAccessToken
 
 ACCESS_TOKENS: Table = IssuedAccessToken.__table__  # type: ignore[assignment]
 COLUMNS = ("jti", "client_id", "grant_id", "expires_at")
+# Constant statements (the tests write through them and read back through the ORM).
+INSERT_POSTGRESQL = "INSERT INTO oidc_access_tokens (jti, client_id, grant_id, expires_at) VALUES ($1, $2, $3, $4)"
+INSERT_SQLITE = "INSERT INTO oidc_access_tokens (jti, client_id, grant_id, expires_at) VALUES (?, ?, ?, ?)"
 MAX_BATCH = 2000
 
 
@@ -82,9 +85,7 @@ class TokenLedger:
         async with self.engine.connect() as connection:
             driver = (await connection.get_raw_connection()).driver_connection
             if dialect.name == "postgresql":
-                statement = f"INSERT INTO {ACCESS_TOKENS.name} ({', '.join(COLUMNS)}) VALUES ($1, $2, $3, $4)"
                 async with driver.transaction():  # type: ignore[union-attr]
-                    await driver.executemany(statement, converted)  # type: ignore[union-attr]
+                    await driver.executemany(INSERT_POSTGRESQL, converted)  # type: ignore[union-attr]
             else:
-                statement = f"INSERT INTO {ACCESS_TOKENS.name} ({', '.join(COLUMNS)}) VALUES (?, ?, ?, ?)"
-                await driver._execute(_sqlite_batch, driver, statement, converted)  # type: ignore[union-attr]
+                await driver._execute(_sqlite_batch, driver, INSERT_SQLITE, converted)  # type: ignore[union-attr]
