@@ -32,6 +32,10 @@ COLUMNS = ("jti", "client_id", "grant_id", "expires_at")
 INSERT_POSTGRESQL = "INSERT INTO oidc_access_tokens (jti, client_id, grant_id, expires_at) VALUES ($1, $2, $3, $4)"
 INSERT_SQLITE = "INSERT INTO oidc_access_tokens (jti, client_id, grant_id, expires_at) VALUES (?, ?, ?, ?)"
 MAX_BATCH = 2000
+# Batches written at once. PostgreSQL commits concurrent transactions together, so a second batch can be
+# written while the first one's commit waits for the disk (measured: with one, the server sat idle 15 % of
+# the time under load); SQLite has one writer at a time, and a second would only wait for the lock.
+WRITERS = {"postgresql": 2, "sqlite": 1}
 
 
 def _sqlite_batch(connection: Any, statement: str, rows: list[tuple[Any, ...]]) -> None:
@@ -50,15 +54,17 @@ def _sqlite_batch(connection: Any, statement: str, rows: list[tuple[Any, ...]]) 
 class TokenLedger:
     engine: AsyncEngine
     _pending: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = field(default_factory=list)
-    _writer: asyncio.Task[None] | None = None
+    _writers: set[asyncio.Task[None]] = field(default_factory=set)
     _convert: list[Callable[[Any], Any] | None] | None = None
 
     async def record(self, jti: str, client_id: str, grant_id: str | None, expires_at: datetime) -> None:
         """Return once the record is committed (raises what the commit raised)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append(((jti, client_id, grant_id, expires_at), done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_batches())
+        if len(self._writers) < WRITERS.get(self.engine.dialect.name, 1):
+            writer = asyncio.create_task(self._write_batches())
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
         await done
 
     async def _write_batches(self) -> None:

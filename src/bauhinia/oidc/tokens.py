@@ -7,14 +7,20 @@ introspected. Refresh tokens are opaque 256-bit values stored as digests.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.hashes import SHA256
 from joserfc import jwt
+from joserfc.jwk import ECKey
 
 from bauhinia.oidc import jose
 from bauhinia.oidc.keys import LONGEST_SIGNED_LIFETIME, SigningKeys
@@ -49,10 +55,25 @@ class Signer:
     keys: SigningKeys
     issuer: str
 
+    _headers: dict[tuple[str, str], bytes] = field(default_factory=dict)
+
     def sign(self, claims: dict[str, Any], *, typ: str, alg: str = "ES256") -> str:
         key = self.keys.current(kty_of(alg))
+        if alg == "ES256" and isinstance(key.key, ECKey):
+            return self._sign_es256(claims, typ, key.kid, key.key)
         header = {"alg": alg, "typ": typ, "kid": key.kid}
         return jwt.encode(header, claims, key.key, algorithms=[alg])
+
+    def _sign_es256(self, claims: dict[str, Any], typ: str, kid: str, key: ECKey) -> str:
+        """RFC 7515 compact serialisation of an ES256 JWS (RFC 7518 §3.4: r and s, 32 bytes each), composed
+        directly on ``cryptography``'s ECDSA. Measured: joserfc's generic path cost twice the signature itself
+        on the token endpoint; every token is still verified with joserfc in the tests."""
+        header = self._headers.get((kid, typ))
+        if header is None:
+            header = self._headers[(kid, typ)] = _b64(_compact_json({"alg": "ES256", "typ": typ, "kid": kid}))
+        signing_input = header + b"." + _b64(_compact_json(claims))
+        r, s = decode_dss_signature(key.private_key.sign(signing_input, ECDSA(SHA256())))  # type: ignore[union-attr]
+        return (signing_input + b"." + _b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))).decode()
 
     def verify_own(self, token: str, *, typ: str | None) -> dict[str, Any]:
         """Claims of a JWT this provider signed (any published key); JwtRefused otherwise. No time checks."""
@@ -91,6 +112,14 @@ class AccessTokenClaims:
         if self.jkt:
             claims["cnf"] = {"jkt": self.jkt}
         return claims
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _compact_json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def now_seconds() -> int:
