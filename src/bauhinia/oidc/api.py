@@ -282,20 +282,26 @@ async def userinfo(request: Request, db: SessionDep) -> Response:
     openapi_extra=_form_schema(["token"], {"token": "the token", "token_type_hint": "access_token or refresh_token"}),
 )
 async def introspect(request: Request, db: SessionDep) -> Response:
-    service = oidc_service(request)
     try:
-        form = await oauth_form(request)
-        client = await authenticated_client(request, db, service, form)
+        service, client, token_value = await _client_and_token(request, db)
         if client.metadata.token_endpoint_auth_method is AuthMethod.NONE:
             raise OAuthError("invalid_client", "public clients may not introspect", status=401)
-        if not form.get("token"):
-            raise invalid_request("token is required")
-        body = await service.introspect(db, client, form["token"])
+        body = await service.introspect(db, client, token_value)
         await db.commit()
     except OAuthError as exc:
         await db.rollback()
         return exc.response()
     return JSONResponse(body, headers=NO_STORE)
+
+
+async def _client_and_token(request: Request, db: AsyncSession) -> tuple[OidcService, clients.Client, str]:
+    """Introspection and revocation: an authenticated client and the ``token`` it asks about."""
+    service = oidc_service(request)
+    form = await oauth_form(request)
+    client = await authenticated_client(request, db, service, form)
+    if not form.get("token"):
+        raise invalid_request("token is required")
+    return service, client, form["token"]
 
 
 @router.post(
@@ -304,13 +310,9 @@ async def introspect(request: Request, db: SessionDep) -> Response:
     openapi_extra=_form_schema(["token"], {"token": "the token", "token_type_hint": "access_token or refresh_token"}),
 )
 async def revoke(request: Request, db: SessionDep) -> Response:
-    service = oidc_service(request)
     try:
-        form = await oauth_form(request)
-        client = await authenticated_client(request, db, service, form)
-        if not form.get("token"):
-            raise invalid_request("token is required")
-        await service.revoke(db, client, form["token"])
+        service, client, token_value = await _client_and_token(request, db)
+        await service.revoke(db, client, token_value)
         await db.commit()
     except OAuthError as exc:
         await db.rollback()
