@@ -35,3 +35,13 @@ async def test_a_failed_batch_fails_its_waiters(app: FastAPI) -> None:
     with pytest.raises((sqlite3.IntegrityError, asyncpg.UniqueViolationError)):
         await ledger.record("same-jti", "dept", None, utcnow())
     await ledger.record("next-jti", "dept", None, utcnow())  # the ledger keeps working afterwards
+
+
+async def test_a_row_recorded_as_the_writer_finishes_is_still_written(app: FastAPI) -> None:
+    # The race: the writer has emptied the queue and finished, but its done-callback has not yet run.
+    ledger = app.state.oidc.ledger
+    expires = utcnow() + timedelta(minutes=10)
+    for n in range(50):
+        await ledger.record(f"a-{n}", "dept", None, expires)  # resumes before the writer's done-callback runs
+        async with asyncio.timeout(5):
+            await ledger.record(f"b-{n}", "dept", None, expires)

@@ -61,7 +61,10 @@ class TokenLedger:
         """Return once the record is committed (raises what the commit raised)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append(((jti, client_id, grant_id, expires_at), done))
-        if len(self._writers) < WRITERS.get(self.engine.dialect.name, 1):
+        # Count only writers still running: a finished one leaves the set in a callback a moment later,
+        # and a row appended in between would otherwise wait for a writer that never comes.
+        running = sum(1 for writer in self._writers if not writer.done())
+        if running < WRITERS.get(self.engine.dialect.name, 1):
             writer = asyncio.create_task(self._write_batches())
             self._writers.add(writer)
             writer.add_done_callback(self._writers.discard)
