@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bauhinia.core.hosts import LOOPBACK_HOSTS
+
 MIN_SECRET_BYTES = 32
 
 
@@ -83,7 +85,7 @@ class Settings(BaseSettings):
     def secure_transport(self) -> bool:
         """HTTPS, or plain HTTP on a loopback address (browsers treat it as secure)."""
         parts = urlsplit(self.public_url)
-        return parts.scheme == "https" or parts.hostname in {"127.0.0.1", "localhost", "::1"}
+        return parts.scheme == "https" or parts.hostname in LOOPBACK_HOSTS
 
     def master_secret(self) -> bytes:
         """The master secret: configured, or (demo/dev only) generated once into the data directory."""

@@ -13,6 +13,18 @@ from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "[::1]"})
+# Host names of loopback URLs (as urlsplit gives them): browsers treat plain http to them as secure.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def is_https_or_loopback(url: str, *, allow_loopback: bool, allow_query: bool = True) -> bool:
+    """An absolute https URL without a fragment, or (when allowed) a plain-http loopback one."""
+    parts = urlsplit(url)
+    if parts.fragment or (parts.query and not allow_query) or not parts.hostname:
+        return False
+    if parts.scheme == "https":
+        return True
+    return allow_loopback and parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
 
 
 class LoopbackRedirectMiddleware:

@@ -7,7 +7,6 @@ import json
 import re
 from enum import StrEnum
 from typing import Any, Self
-from urllib.parse import urlsplit
 
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -21,6 +20,7 @@ from jsonschema.validators import (
 )
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bauhinia.core.hosts import is_https_or_loopback
 from bauhinia.oidc.service import LocalisedText
 
 ID_PART = r"[A-Za-z0-9-]{1,32}"
@@ -29,7 +29,6 @@ SYSTEM_ID_PATTERN = rf"^{ID_PART}/{ID_PART}/{ID_PART}/{ID_PART}$"
 ITEM_ID_PATTERN = r"^[a-z][a-z0-9-]*\.[a-z0-9.-]+$"
 PURPOSE_CODE_PATTERN = r"^[a-z][a-z0-9-]*\.[a-z0-9.-]+$"
 CLIENT_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{2,63}$"
-LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 MAX_SCHEMA_CHARS = 64 * 1024
 MAX_SCHEMA_DEPTH = 32
 
@@ -84,15 +83,6 @@ def public_p256_jwks(jwks: dict[str, Any], use: str) -> dict[str, Any]:
     return {"keys": normalised}
 
 
-def is_https_or_loopback(url: str, *, allow_loopback: bool) -> bool:
-    parts = urlsplit(url)
-    if parts.fragment or parts.query or not parts.hostname:
-        return False
-    if parts.scheme == "https":
-        return True
-    return allow_loopback and parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
-
-
 class SystemRegistration(Strict):
     """A member's subsystem: a data provider, a data consumer, or both."""
 
@@ -131,7 +121,9 @@ class SystemRegistration(Strict):
                 raise ValueError(f"a {role.value} needs a {name}")
             if role not in self.roles and url is not None:
                 raise ValueError(f"{name} is only for a {role.value}")
-            if url is not None and not is_https_or_loopback(url, allow_loopback=self.allow_loopback_http):
+            if url is not None and not is_https_or_loopback(
+                url, allow_loopback=self.allow_loopback_http, allow_query=False
+            ):
                 raise ValueError(f"{name} must be an absolute https URL without query or fragment")
         return self
 

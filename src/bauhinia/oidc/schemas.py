@@ -11,6 +11,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bauhinia.core.hosts import is_https_or_loopback
 from bauhinia.oidc.claims import ITEMS, STANDARD_SCOPES
 
 CLIENT_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{2,63}$"
@@ -18,7 +19,6 @@ CLIENT_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{2,63}$"
 API_SCOPE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+$")
 SIGNING_ALGS = ("ES256", "PS256", "EdDSA", "Ed25519")
 ID_TOKEN_ALGS = ("ES256", "EdDSA", "Ed25519")
-LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
 class AuthMethod(StrEnum):
@@ -50,15 +50,6 @@ class LocalisedText(BaseModel):
     def in_language(self, language: str) -> str:
         chosen = {"zh-Hant": self.zh_hant, "zh-Hans": self.zh_hans}.get(language, "")
         return chosen or self.en
-
-
-def _is_https_or_loopback(uri: str, *, allow_loopback: bool) -> bool:
-    parts = urlsplit(uri)
-    if parts.fragment or not parts.hostname:
-        return False
-    if parts.scheme == "https":
-        return True
-    return allow_loopback and parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
 
 
 class ClientMetadata(BaseModel):
@@ -154,9 +145,9 @@ class ClientMetadata(BaseModel):
         if self.backchannel_logout_uri:
             uris.append(self.backchannel_logout_uri)
         for uri in uris:
-            if not _is_https_or_loopback(uri, allow_loopback=self.allow_loopback_http):
+            if not is_https_or_loopback(uri, allow_loopback=self.allow_loopback_http):
                 raise ValueError(f"{uri!r} must be an absolute https URI without a fragment")
-        if self.jwks_uri and not _is_https_or_loopback(self.jwks_uri, allow_loopback=self.allow_loopback_http):
+        if self.jwks_uri and not is_https_or_loopback(self.jwks_uri, allow_loopback=self.allow_loopback_http):
             raise ValueError("jwks_uri must be an https URI")
         if GrantType.AUTHORIZATION_CODE in self.grant_types and not self.redirect_uris:
             raise ValueError("the authorization_code grant needs at least one redirect_uri")
