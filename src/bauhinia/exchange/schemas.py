@@ -8,8 +8,6 @@ import re
 from enum import StrEnum
 from typing import Any, Self
 
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from jsonschema import SchemaError
 from jsonschema.validators import (
     Draft4Validator,
@@ -21,7 +19,7 @@ from jsonschema.validators import (
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bauhinia.core.hosts import is_https_or_loopback
-from bauhinia.oidc.service import LocalisedText
+from bauhinia.oidc.service import LocalisedText, public_key_set
 
 ID_PART = r"[A-Za-z0-9-]{1,32}"
 MEMBER_ID_PATTERN = rf"^{ID_PART}/{ID_PART}/{ID_PART}$"
@@ -63,16 +61,8 @@ class MemberRegistration(Strict):
 
 def public_p256_jwks(jwks: dict[str, Any], use: str) -> dict[str, Any]:
     """The set, normalised, if it holds only public EC P-256 keys with a kid and this ``use``."""
-    try:
-        keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
-    except (JoseError, ValueError, TypeError, KeyError) as exc:
-        raise ValueError(f"not a valid JWK set: {exc}") from exc
-    if not keys.keys:
-        raise ValueError("the JWK set holds no keys")
     normalised = []
-    for key in keys.keys:
-        if key.is_private:
-            raise ValueError("public keys only: a private key was given")
+    for key in public_key_set(jwks).keys:
         if key.key_type != "EC" or key.as_dict(private=False).get("crv") != "P-256":
             raise ValueError("only EC P-256 keys are accepted")
         if key.get("use") != use:

@@ -142,9 +142,8 @@ async def dpop_proof(
         if required:
             raise invalid_request("this client must send a DPoP proof")
         return None
-    nonces = service.nonces if service.require_dpop_nonce else None
     try:
-        proof = dpop.check_proof(header, method=request.method, uri=service.endpoint(path), nonces=nonces)
+        proof = dpop.check_proof(header, method=request.method, uri=service.endpoint(path), nonces=service.proof_nonces)
     except dpop.ProofRefused as exc:
         raise dpop.token_endpoint_error(exc, service.nonces) from exc
     await service.check_dpop_replay(db, proof)

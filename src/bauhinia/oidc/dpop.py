@@ -109,6 +109,12 @@ def _check_claims(claims: dict[str, Any], *, method: str, uri: str, access_token
         raise ProofRefused("the proof's ath does not match the access token")
 
 
+def holds_bound_key(claims: dict[str, Any], proof: Proof | None) -> bool:
+    """RFC 9449 §7: a token with ``cnf.jkt`` is good only with a proof from that key."""
+    bound = (claims.get("cnf") or {}).get("jkt")
+    return bound is None or (proof is not None and proof.jkt == bound)
+
+
 def replay_key(proof: Proof) -> str:
     return f"dpop:{proof.jkt}:{proof.jti}"[:128]
 

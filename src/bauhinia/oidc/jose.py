@@ -89,6 +89,22 @@ def import_public_key(jwk: object) -> PublicKey:
     return key
 
 
+def public_key_set(value: object) -> KeySet:
+    """A JWK set that a party registers as its own: public asymmetric keys only, at least one."""
+    try:
+        keys = KeySet.import_key_set(value)  # type: ignore[arg-type]
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"not a valid JWK set: {exc}") from exc
+    if not keys.keys:
+        raise ValueError("the JWK set holds no keys")
+    for key in keys.keys:
+        if key.is_private:
+            raise ValueError("public keys only: a private key was given")
+        if key.key_type == "oct":
+            raise ValueError("symmetric keys are not accepted")
+    return keys
+
+
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 

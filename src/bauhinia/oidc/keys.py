@@ -43,6 +43,14 @@ def _sealing_context(kid: str) -> str:
     return f"oidc-signing-key:{kid}"
 
 
+def _public_jwk(key: ECKey | OKPKey) -> dict[str, Any]:
+    """As published: P-256 keys name their one algorithm; Ed25519 keys serve both EdDSA and Ed25519."""
+    public = {**key.as_dict(private=False), "use": "sig"}
+    if key.key_type == "EC":
+        public["alg"] = "ES256"
+    return public
+
+
 def _generate(kty: str) -> ECKey | OKPKey:
     if kty == "EC":
         return ECKey.generate_key("P-256", auto_kid=True)
@@ -79,9 +87,7 @@ class SigningKeys:
 
     async def _add(self, db: AsyncSession, kty: str, active_from: datetime) -> str:
         key = _generate(kty)
-        public = {**key.as_dict(private=False), "use": "sig"}
-        if kty == "EC":
-            public["alg"] = "ES256"
+        public = _public_jwk(key)
         private = json.dumps(key.as_dict(private=True)).encode()
         db.add(
             SigningKey(
@@ -131,13 +137,7 @@ class SigningKeys:
 
     def published(self) -> dict[str, Any]:
         """The JWKS: every key not yet past its publication end, including keys not yet signing."""
-        keys = []
-        for loaded in self._keys:
-            public = {**loaded.key.as_dict(private=False), "use": "sig"}
-            if loaded.kty == "EC":
-                public["alg"] = "ES256"
-            keys.append(public)
-        return {"keys": keys}
+        return {"keys": [_public_jwk(loaded.key) for loaded in self._keys]}
 
     def verification_keys(self) -> KeySet:
         return KeySet([k.key for k in self._keys])

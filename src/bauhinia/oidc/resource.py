@@ -43,10 +43,13 @@ async def resource_request(
             raise ResourceError("invalid_dpop_proof", exc.description, scheme="DPoP") from exc
         if header is None:
             raise ResourceError("invalid_dpop_proof", "a DPoP proof is required with a DPoP token", scheme="DPoP")
-        nonces = service.nonces if service.require_dpop_nonce else None
         try:
             proof = dpop.check_proof(
-                header, method=request.method, uri=service.endpoint(path), nonces=nonces, access_token=token_value
+                header,
+                method=request.method,
+                uri=service.endpoint(path),
+                nonces=service.proof_nonces,
+                access_token=token_value,
             )
         except dpop.ProofRefused as exc:
             raise dpop.resource_error(exc, service.nonces) from exc
@@ -68,8 +71,7 @@ async def token_caller(request: Request, db: AsyncSession, service: OidcService,
     claims = await service.access_token_claims(db, token)
     if claims is None:
         raise Problem(401, "Unauthorized", "The access token is invalid, expired or revoked.")
-    bound = (claims.get("cnf") or {}).get("jkt")
-    if bound is not None and (proof is None or proof.jkt != bound):
+    if not dpop.holds_bound_key(claims, proof):
         raise Problem(401, "Unauthorized", "The access token is DPoP-bound: present it with its proof.")
     if scope is not None and scope not in str(claims.get("scope", "")).split():
         raise Problem(403, "Forbidden", f"The {scope} scope is required.")

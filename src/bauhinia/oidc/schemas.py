@@ -7,12 +7,11 @@ from enum import StrEnum
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bauhinia.core.hosts import is_https_or_loopback
 from bauhinia.oidc.claims import ITEMS, STANDARD_SCOPES
+from bauhinia.oidc.jose import public_key_set
 
 CLIENT_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{2,63}$"
 # Scopes a back-end may be given for its own APIs: dotted names, no spaces or quotes.
@@ -115,18 +114,7 @@ class ClientMetadata(BaseModel):
     def _public_jwks(cls, jwks: dict[str, Any] | None) -> dict[str, Any] | None:
         if jwks is None:
             return None
-        try:
-            keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
-        except (JoseError, ValueError, TypeError, KeyError) as exc:
-            raise ValueError(f"jwks is not a valid JWK set: {exc}") from exc
-        if not keys.keys:
-            raise ValueError("jwks holds no keys")
-        for key in keys.keys:
-            if key.is_private:
-                raise ValueError("jwks must hold public keys only: a private key was given")
-            if key.key_type == "oct":
-                raise ValueError("jwks must not hold symmetric keys")
-        return {"keys": [key.as_dict(private=False) for key in keys.keys]}
+        return {"keys": [key.as_dict(private=False) for key in public_key_set(jwks).keys]}
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -24,13 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bauhinia.core import audit
 from bauhinia.core.database import utcnow
 from bauhinia.core.keys import KeyRing, Purpose
-from bauhinia.identity.service import IdentityService, ResidentProfile
+from bauhinia.identity.service import IdentityService
 from bauhinia.oidc import claims as claim_rules
 from bauhinia.oidc import jose
 from bauhinia.oidc.authorization import ValidRequest, verifier_matches
 from bauhinia.oidc.clients import Client, ClientRegistry, first_use
-from bauhinia.oidc.dpop import PROOF_MAX_AGE, PROOF_MAX_SKEW, NonceSource, Proof, replay_key
+from bauhinia.oidc.dpop import PROOF_MAX_AGE, PROOF_MAX_SKEW, NonceSource, Proof, holds_bound_key, replay_key
 from bauhinia.oidc.errors import OAuthError, ResourceError, invalid_grant, invalid_request
+from bauhinia.oidc.jose import public_key_set as public_key_set  # re-exported for other domains
 from bauhinia.oidc.keys import SigningKeys
 from bauhinia.oidc.ledger import TokenLedger
 from bauhinia.oidc.models import (
@@ -114,6 +116,11 @@ class OidcService:
         self.require_dpop_nonce = require_dpop_nonce
         self.background: set[asyncio.Task[None]] = set()
         self.ledger = ledger
+
+    @property
+    def proof_nonces(self) -> NonceSource | None:
+        """The nonces DPoP proofs must carry, or None when the setting turns them off."""
+        return self.nonces if self.require_dpop_nonce else None
 
     def endpoint(self, path: str) -> str:
         return f"{self.issuer}{path}"
@@ -474,12 +481,12 @@ class OidcService:
         claims = await self.access_token_claims(db, token)
         if claims is None:
             raise ResourceError("invalid_token", "the access token is invalid, expired or revoked", scheme=scheme)
-        bound = (claims.get("cnf") or {}).get("jkt")
-        if bound is not None and (scheme != "DPoP" or proof is None or proof.jkt != bound):
+        # A proof exists only with the DPoP scheme, so a bound token sent as Bearer fails here too.
+        if not holds_bound_key(claims, proof):
             raise ResourceError(
                 "invalid_token", "the access token is DPoP-bound: present it with its proof", scheme="DPoP"
             )
-        if bound is None and scheme == "DPoP":
+        if scheme == "DPoP" and not (claims.get("cnf") or {}).get("jkt"):
             raise ResourceError("invalid_token", "the access token is not DPoP-bound", scheme="DPoP")
         if "openid" not in str(claims.get("scope", "")).split():
             raise ResourceError("insufficient_scope", "the openid scope is required", status=403, scheme=scheme)
@@ -630,11 +637,6 @@ class OidcService:
             removed += int(result.rowcount or 0)  # type: ignore[attr-defined]
         return removed
 
-    # --- for other domains ------------------------------------------------------------------------
-
-    async def resident_profile(self, db: AsyncSession, resident_id: str) -> ResidentProfile | None:
-        return await self.identity.profile(db, resident_id)
-
 
 async def _deliver(uri: str, token: str) -> None:
     async with httpx.AsyncClient(timeout=5.0, follow_redirects=False) as http:
@@ -654,8 +656,6 @@ def sector_of(client: Client) -> str:
     """OIDC Core §8.1: the operator-set sector, else the host of the (single-host) redirect URIs."""
     if client.metadata.sector_identifier:
         return client.metadata.sector_identifier
-    from urllib.parse import urlsplit
-
     hosts = sorted({urlsplit(uri).hostname or "" for uri in client.metadata.redirect_uris})
     return hosts[0] if hosts else client.client_id
 
@@ -668,8 +668,6 @@ def _resource(raw: str | None, issuer: str) -> str:
     """RFC 8707 ``resource``: an absolute URI without a fragment; the issuer by default."""
     if raw is None:
         return issuer
-    from urllib.parse import urlsplit
-
     parts = urlsplit(raw)
     if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment or len(raw) > 500:
         raise OAuthError("invalid_target", "resource must be an absolute URI without a fragment")
