@@ -6,15 +6,17 @@ import asyncio
 import gc
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bauhinia.exchange.cli import exchange_app
 from bauhinia.oidc.cli import clients_app, keys_app
+from bauhinia.oneshot import run_with_app, settings_for
 from bauhinia.settings import Mode, Settings
 
 app = typer.Typer(help="Bauhinia: digital identity, consented data exchange and e-Proof.", no_args_is_help=True)
@@ -32,13 +34,6 @@ PortOption = Annotated[int, typer.Option(help="Port to listen on.")]
 DataDirOption = Annotated[Path | None, typer.Option(help="Directory for the SQLite database, keys and demo files.")]
 
 
-def _settings(data_dir: Path | None = None, **overrides: object) -> Settings:
-    values: dict[str, object] = dict(overrides)
-    if data_dir is not None:
-        values["data_dir"] = data_dir
-    return Settings(**values)  # type: ignore[arg-type]
-
-
 def _migrate(settings: Settings) -> None:
     from bauhinia.migrate import upgrade
 
@@ -49,7 +44,7 @@ def _migrate(settings: Settings) -> None:
 @app.command()
 def migrate(data_dir: DataDirOption = None) -> None:
     """Bring the database schema up to date (safe to run on every deploy; one node migrates at a time)."""
-    settings = _settings(data_dir)
+    settings = settings_for(data_dir)
     _migrate(settings)
     console.print("[green]Database is up to date.[/green]")
 
@@ -59,7 +54,7 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000, data_dir: Dat
     """Serve the platform (settings from BAUHINIA_* variables)."""
     from bauhinia.app import create_app
 
-    settings = _settings(data_dir)
+    settings = settings_for(data_dir)
     _run_server(create_app(settings), host, port)
 
 
@@ -98,7 +93,7 @@ def demo(
     # Loopback is published as localhost: browsers refuse an IP address as a passkey's relying party.
     loopback = host in ("127.0.0.1", "::1", "0.0.0.0", "::", "localhost")  # noqa: S104 (a comparison)
     public_url = f"http://{'localhost' if loopback else host}:{port}"
-    settings = _settings(data_dir, mode=Mode.DEMO, public_url=public_url)
+    settings = settings_for(data_dir, mode=Mode.DEMO, public_url=public_url)
     with console.status("Migrating the database…"):
         _migrate(settings)
     application = create_app(settings)
@@ -167,7 +162,7 @@ def audit_verify(data_dir: DataDirOption = None) -> None:
     from bauhinia.core import audit
     from bauhinia.core.database import create_engine, create_sessionmaker
 
-    settings = _settings(data_dir)
+    settings = settings_for(data_dir)
 
     async def run() -> audit.ChainReport:
         engine = create_engine(settings.resolved_database_url)
@@ -198,22 +193,14 @@ def audit_verify(data_dir: DataDirOption = None) -> None:
 def purge(data_dir: DataDirOption = None) -> None:
     """Delete expired browser sessions and the OpenID provider's expired codes, tokens and one-time values
     (run it from cron; they already stop working when they expire)."""
-    from bauhinia.app import create_app
 
-    application = create_app(_settings(data_dir))
+    async def run(db: AsyncSession, state: Any) -> tuple[int, int]:
+        sessions = await state.session_manager.purge_expired(db)
+        provider = await state.oidc.purge_expired(db)
+        await db.commit()
+        return sessions, provider
 
-    async def run() -> tuple[int, int]:
-        state = application.state
-        try:
-            async with state.sessionmaker() as db:
-                sessions = await state.session_manager.purge_expired(db)
-                provider = await state.oidc.purge_expired(db)
-                await db.commit()
-                return sessions, provider
-        finally:
-            await state.engine.dispose()
-
-    sessions, provider = asyncio.run(run())
+    sessions, provider = run_with_app(data_dir, run)
     typer.echo(f"Removed {sessions} expired sessions and {provider} expired OpenID provider records.")
 
 
@@ -227,22 +214,17 @@ def staff_add(
     """Create a staff account; prints its one-time password and authenticator key once."""
     import secrets
 
-    from bauhinia.app import create_app
     from bauhinia.identity import totp
     from bauhinia.identity.service import IdentityError
 
-    settings = _settings(data_dir)
-    application = create_app(settings)
     password = "-".join(secrets.token_urlsafe(6) for _ in range(4))
     secret = totp.new_secret()
 
-    async def run() -> None:
-        async with application.state.sessionmaker() as db:
-            await application.state.identity.create_staff(db, username, display_name, role, password, secret)
-        await application.state.engine.dispose()
+    async def run(db: AsyncSession, state: Any) -> None:
+        await state.identity.create_staff(db, username, display_name, role, password, secret)
 
     try:
-        asyncio.run(run())
+        run_with_app(data_dir, run)
     except IdentityError as error:
         console.print(f"[red]{error.message}[/red]")
         raise typer.Exit(1) from error

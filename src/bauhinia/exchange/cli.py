@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ from bauhinia.exchange.schemas import (
     SystemRegistration,
 )
 from bauhinia.exchange.service import ExchangeError, ExchangeService
-from bauhinia.settings import Settings
+from bauhinia.oneshot import run_with_app
 
 exchange_app = typer.Typer(help="The data exchange gateway's registry.", no_args_is_help=True)
 members_app = typer.Typer(help="Members: departments taking part in the exchange.", no_args_is_help=True)
@@ -41,19 +40,8 @@ FileOption = Annotated[Path, typer.Option("--file", help="The definition as a JS
 
 def with_exchange(data_dir: Path | None, work: Callable[[Any, ExchangeService], Awaitable[T]]) -> T:
     """Run ``work(db, service)`` against the configured database, then close it; a refusal exits with 1."""
-    from bauhinia.app import create_app
-
-    application = create_app(Settings(data_dir=data_dir) if data_dir is not None else Settings())
-
-    async def run() -> T:
-        try:
-            async with application.state.sessionmaker() as db:
-                return await work(db, application.state.exchange)
-        finally:
-            await application.state.engine.dispose()
-
     try:
-        return asyncio.run(run())
+        return run_with_app(data_dir, lambda db, state: work(db, state.exchange))
     except ExchangeError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from exc

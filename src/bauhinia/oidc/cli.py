@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -16,7 +15,7 @@ from rich.table import Column, Table
 
 from bauhinia.oidc.keys import JWKS_MAX_AGE
 from bauhinia.oidc.service import OPERATOR_SCOPE, OidcService
-from bauhinia.settings import Settings
+from bauhinia.oneshot import run_with_app
 
 clients_app = typer.Typer(
     help="Clients of the OpenID provider (departments' services and back-ends).", no_args_is_help=True
@@ -27,24 +26,9 @@ T = TypeVar("T")
 DataDirOption = Annotated[Path | None, typer.Option(help="Directory for the SQLite database, keys and demo files.")]
 
 
-def _settings(data_dir: Path | None) -> Settings:
-    return Settings(data_dir=data_dir) if data_dir is not None else Settings()
-
-
 def with_service(data_dir: Path | None, work: Callable[[Any, OidcService], Awaitable[T]]) -> T:
     """Run ``work(db, service)`` against the configured database, then close it."""
-    from bauhinia.app import create_app
-
-    application = create_app(_settings(data_dir))
-
-    async def run() -> T:
-        try:
-            async with application.state.sessionmaker() as db:
-                return await work(db, application.state.oidc)
-        finally:
-            await application.state.engine.dispose()
-
-    return asyncio.run(run())
+    return run_with_app(data_dir, lambda db, state: work(db, state.oidc))
 
 
 def _metadata(options: dict[str, Any], metadata_file: Path | None) -> dict[str, Any]:
