@@ -357,12 +357,10 @@ _STATE_ENCODED = re.compile(r"[A-Za-z0-9_.~%-]*")  # what quote(state, safe="") 
 
 async def end_session(request: Request, db: AsyncSession, session: WebSession) -> None:
     """End the resident's browser session and tell every client that holds it (back-channel)."""
-    service = oidc_service(request)
-    assert session.principal_id is not None
-    deliveries = await service.end_resident_session(db, session.principal_id, session.state.get("sid"))
+    send_logout_tokens = await sign_out_hook(request, db, session)
     await session_manager(request).end(request, db, session)
     await db.commit()
-    service.deliver_logout_tokens(deliveries)
+    send_logout_tokens()
 
 
 # --- the resident's connected services ----------------------------------------------------------------
