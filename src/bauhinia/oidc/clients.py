@@ -9,7 +9,6 @@ values stored as SHA-256 digests and compared in constant time.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import secrets
 import time
@@ -19,7 +18,6 @@ from typing import Any
 from urllib.parse import unquote
 
 import httpx
-from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bauhinia.core.database import utcnow
 from bauhinia.oidc import jose
-from bauhinia.oidc.errors import OAuthError, invalid_client, invalid_request
+from bauhinia.oidc.errors import invalid_client, invalid_request
 from bauhinia.oidc.models import Grant, IssuedAccessToken, OidcClient, SeenJti
 from bauhinia.oidc.schemas import AuthMethod, ClientMetadata
+from bauhinia.oidc.tokens import digest
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_MAX_LIFETIME = 600  # seconds between now and an assertion's exp
@@ -53,10 +52,6 @@ class ClientRegistrationError(Exception):
     """The metadata is invalid, or the client id is taken."""
 
 
-def secret_digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 class ClientRegistry:
     """Reads clients (metadata parsed once per process: it does not change after registration)."""
 
@@ -64,6 +59,7 @@ class ClientRegistry:
         self._parsed: dict[tuple[str, datetime], ClientMetadata] = {}
         self._recent: dict[str, tuple[float, Client]] = {}
         self._reading: set[str] = set()
+        self._registered_keys: dict[tuple[str, datetime], KeySet] = {}
         self._remote_keys: dict[str, tuple[float, KeySet]] = {}
         self._http = http
 
@@ -109,7 +105,7 @@ class ClientRegistry:
             OidcClient(
                 client_id=metadata.client_id,
                 metadata_=metadata.model_dump(mode="json", by_alias=True, exclude_none=True),
-                secret_hash=secret_digest(secret) if secret else None,
+                secret_hash=digest(secret) if secret else None,
                 created_at=utcnow(),
             )
         )
@@ -144,8 +140,11 @@ class ClientRegistry:
     async def keys_of(self, client: Client) -> KeySet:
         """The client's public keys: registered by value, or fetched from its jwks_uri (cached briefly)."""
         metadata = client.metadata
-        if metadata.jwks is not None:
-            return KeySet.import_key_set(metadata.jwks)  # type: ignore[arg-type]
+        if metadata.jwks is not None:  # imported once per process, like the metadata it belongs to
+            cache_key = (client.client_id, client.created_at)
+            if cache_key not in self._registered_keys:
+                self._registered_keys[cache_key] = KeySet.import_key_set(metadata.jwks)  # type: ignore[arg-type]
+            return self._registered_keys[cache_key]
         if not metadata.jwks_uri:
             return KeySet([])
         cached = self._remote_keys.get(metadata.jwks_uri)
@@ -161,15 +160,16 @@ class ClientRegistry:
             response = await http.get(uri, headers={"Accept": "application/json"})
             if response.status_code != 200 or len(response.content) > JWKS_URI_MAX_BYTES:
                 raise invalid_client("the client's jwks_uri could not be fetched")
-            keys = KeySet.import_key_set(response.json())
-        except (httpx.HTTPError, ValueError, JoseError, TypeError, KeyError) as exc:
+            published = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
             raise invalid_client("the client's jwks_uri could not be fetched") from exc
         finally:
             if self._http is None:
                 await http.aclose()
-        if any(key.is_private or key.key_type == "oct" for key in keys.keys):
-            raise invalid_client("the client's jwks_uri must publish public asymmetric keys only")
-        return keys
+        try:
+            return jose.public_key_set(published)
+        except ValueError as exc:
+            raise invalid_client(f"the client's jwks_uri must publish public asymmetric keys: {exc}") from exc
 
 
 async def first_use(db: AsyncSession, key: str, expires_at: datetime) -> bool:
@@ -254,7 +254,7 @@ async def authenticate(
             f"this client authenticates with {client.metadata.token_endpoint_auth_method.value}", basic=basic
         )
     if credentials.method is AuthMethod.CLIENT_SECRET_BASIC:
-        presented = secret_digest(credentials.secret or "")
+        presented = digest(credentials.secret or "")
         if client.secret_hash is None or not hmac.compare_digest(presented, client.secret_hash):
             raise invalid_client("wrong client secret", basic=True)
     elif credentials.method is AuthMethod.PRIVATE_KEY_JWT:
@@ -289,8 +289,3 @@ async def _check_assertion(
     expires = datetime.fromtimestamp(exp, tz=utcnow().tzinfo) + timedelta(seconds=CLOCK_SKEW)
     if not await first_use(db, f"assertion:{client.client_id}:{jti}", expires):
         raise invalid_client("the client assertion was already used (replay)")
-
-
-def require_method(client: Client, allowed: set[AuthMethod]) -> None:
-    if client.metadata.token_endpoint_auth_method not in allowed:
-        raise OAuthError("unauthorized_client", "this client may not use this endpoint")
