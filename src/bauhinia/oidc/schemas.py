@@ -12,12 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from bauhinia.core.hosts import is_https_or_loopback
 from bauhinia.oidc.claims import ITEMS, STANDARD_SCOPES
 from bauhinia.oidc.jose import public_key_set
+from bauhinia.oidc.tokens import SIGNING_ALGS
 
 CLIENT_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{2,63}$"
 # Scopes a back-end may be given for its own APIs: dotted names, no spaces or quotes.
 API_SCOPE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+$")
-SIGNING_ALGS = ("ES256", "PS256", "EdDSA", "Ed25519")
-ID_TOKEN_ALGS = ("ES256", "EdDSA", "Ed25519")
+ID_TOKEN_ALGS = SIGNING_ALGS  # the provider signs ID tokens with any of its algorithms
 
 
 class AuthMethod(StrEnum):

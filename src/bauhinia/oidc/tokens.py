@@ -25,6 +25,8 @@ from joserfc.jwk import ECKey
 from bauhinia.oidc import jose
 from bauhinia.oidc.keys import LONGEST_SIGNED_LIFETIME, SigningKeys
 
+# What the provider signs with: ES256 (P-256 keys) and, for ID tokens on request, EdDSA / Ed25519.
+SIGNING_ALGS = ("ES256", "EdDSA", "Ed25519")
 ACCESS_TOKEN_LIFETIME = timedelta(minutes=10)
 ID_TOKEN_LIFETIME = timedelta(minutes=10)
 LOGOUT_TOKEN_LIFETIME = timedelta(minutes=2)
@@ -44,10 +46,6 @@ def digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def kty_of(alg: str) -> str:
-    return "OKP" if alg in ("EdDSA", "Ed25519") else "EC"
-
-
 @dataclass
 class Signer:
     """Signs with the provider's current keys."""
@@ -58,7 +56,7 @@ class Signer:
     _headers: dict[tuple[str, str], bytes] = field(default_factory=dict)
 
     def sign(self, claims: dict[str, Any], *, typ: str, alg: str = "ES256") -> str:
-        key = self.keys.current(kty_of(alg))
+        key = self.keys.current(jose.KEY_TYPE_OF_ALG[alg])
         if alg == "ES256" and isinstance(key.key, ECKey):
             return self._sign_es256(claims, typ, key.kid, key.key)
         header = {"alg": alg, "typ": typ, "kid": key.kid}
@@ -80,7 +78,7 @@ class Signer:
         header, _ = jose.unverified_parts(token)
         if typ is not None and header.get("typ") != typ:
             raise jose.JwtRefused(f"typ must be {typ}")
-        claims = jose.verify(token, self.keys.verification_keys(), ("ES256", "EdDSA", "Ed25519"))
+        claims = jose.verify(token, self.keys.verification_keys(), SIGNING_ALGS)
         if claims.get("iss") != self.issuer:
             raise jose.JwtRefused("issued by another issuer")
         return claims
