@@ -167,7 +167,9 @@ async def _continue(
             "oidc/unmet.html",
             403,
             client_name=client.metadata.client_name.in_language(language_of(request)),
-            back=fail("unmet_authentication_requirements", f"the service requires acr {required}").headers["location"],
+            back=_error_location(
+                service, valid, "unmet_authentication_requirements", f"the service requires acr {required}"
+            ),
         )
     items = valid.items(client)
     remembered = await service.remembered(db, profile.resident_id, client.client_id)
@@ -196,10 +198,14 @@ def _sign_in(next_path: str, *, again: bool = False) -> RedirectResponse:
     return redirect(f"/signin?{urlencode(query)}")
 
 
+def _error_location(service: OidcService, valid: ValidRequest, error: str, description: str) -> str:
+    exc = AuthorizeError(error, description, redirect_uri=valid.redirect_uri, state=valid.state)
+    return exc.location(service.issuer)
+
+
 def _failure(service: OidcService, valid: ValidRequest) -> Callable[[str, str], RedirectResponse]:
     def fail(error: str, description: str) -> RedirectResponse:
-        exc = AuthorizeError(error, description, redirect_uri=valid.redirect_uri, state=valid.state)
-        return redirect(exc.location(service.issuer))
+        return redirect(_error_location(service, valid, error, description))
 
     return fail
 
