@@ -280,6 +280,9 @@ def _nested(depth: int) -> dict[str, Any]:
         ({"id": "immd"}, "id"),
         ({"sensitivity": "secret"}, "sensitivity"),
         ({"legal_basis": ""}, "legal_basis"),
+        ({"legal_basis": "a\x00b"}, "legal_basis"),  # PostgreSQL text cannot hold a NUL
+        ({"purpose_limitation": "bell\x07"}, "purpose_limitation"),
+        ({"title": {"en": "Address\x00"}}, "en"),
         ({"provider_system_id": "HK/GOV/IMMD/nothing"}, "provider_system_id"),
         ({"provider_system_id": "HK/GOV/HD/applications"}, "provider_system_id"),  # a consumer only
     ],

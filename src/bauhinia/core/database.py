@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import aiosqlite
 from fastapi import Depends, Request
+from pydantic import AfterValidator
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
@@ -54,6 +55,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def storable_text(value: str) -> str:
+    """Free text a person wrote, refused if it holds control characters: PostgreSQL text cannot hold a
+    NUL, and no legitimate name, title or note needs one (tabs and line breaks are kept)."""
+    if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+# A pydantic string type for free text that will be stored.
+StorableText = Annotated[str, AfterValidator(storable_text)]
 
 
 def utcnow() -> datetime:

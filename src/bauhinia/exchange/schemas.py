@@ -18,6 +18,7 @@ from jsonschema.validators import (
 )
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bauhinia.core.database import StorableText
 from bauhinia.core.hosts import is_https_or_loopback
 from bauhinia.oidc.service import LocalisedText, public_key_set
 
@@ -165,8 +166,8 @@ class DataItemPublication(Strict):
     value_schema: dict[str, Any] = Field(description="the JSON Schema of the value the provider releases")
     provider_system_id: str = Field(pattern=SYSTEM_ID_PATTERN, max_length=131)
     sensitivity: Sensitivity
-    legal_basis: str = Field(min_length=1, max_length=2000, description="the law under which it may be shared")
-    purpose_limitation: str = Field(default="", max_length=2000, description="what it may not be used for")
+    legal_basis: StorableText = Field(min_length=1, max_length=2000, description="the law under which it may be shared")
+    purpose_limitation: StorableText = Field(default="", max_length=2000, description="what it may not be used for")
 
     @field_validator("value_schema")
     @classmethod

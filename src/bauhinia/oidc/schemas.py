@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bauhinia.core.database import StorableText
 from bauhinia.core.hosts import is_https_or_loopback
 from bauhinia.oidc.claims import ITEMS, STANDARD_SCOPES
 from bauhinia.oidc.jose import public_key_set
@@ -42,9 +43,9 @@ class LocalisedText(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    en: str = Field(min_length=1, max_length=200)
-    zh_hant: str = Field(default="", alias="zh-Hant", max_length=200)
-    zh_hans: str = Field(default="", alias="zh-Hans", max_length=200)
+    en: StorableText = Field(min_length=1, max_length=200)
+    zh_hant: StorableText = Field(default="", alias="zh-Hant", max_length=200)
+    zh_hans: StorableText = Field(default="", alias="zh-Hans", max_length=200)
 
     def in_language(self, language: str) -> str:
         chosen = {"zh-Hant": self.zh_hant, "zh-Hans": self.zh_hans}.get(language, "")
