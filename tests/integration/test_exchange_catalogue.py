@@ -22,7 +22,7 @@ from bauhinia.exchange.service import ExchangeError
 from bauhinia.oidc.demo_clients import register_demo_clients
 from bauhinia.settings import Settings
 from tests.integration.test_cli import env_for, invoke
-from tests.oidc_support import JSON, client_auth, post_token, register_client
+from tests.oidc_support import ISSUER, JSON, DPoPKey, client_auth, post_token, register_client
 
 Headers = dict[str, str]
 MEMBER = {"id": "HK/GOV/IMMD", "name": {"en": "Immigration Department", "zh-Hant": "入境事務處"}}
@@ -438,3 +438,21 @@ async def test_the_demo_registers_four_departments_once(app: FastAPI, tmp_path: 
     assert written["client_id"] == "immd-backend"
     assert written["signing_private_jwk"]["d"]
     assert written["encryption_private_jwk"]["use"] == "enc"
+
+
+async def test_a_proof_without_the_current_nonce_is_answered_with_one(app: FastAPI, client: httpx.AsyncClient) -> None:
+    """RFC 9449 §9: a resource server asking for a nonce sends it in a DPoP-Nonce header with the challenge."""
+    registered = await backend(app, "reader", ["reader.records"])
+    key = DPoPKey.new()
+    token = await post_token(client, {"grant_type": "client_credentials", **client_auth(registered)}, key)
+    access_token = token.json()["access_token"]
+    url = f"{ISSUER}/api/exchange/members"
+    key.nonce = None  # a proof without the server's nonce
+    stale = {"Authorization": f"DPoP {access_token}", "DPoP": key.proof("GET", url, access_token=access_token)}
+    refused = await client.get("/api/exchange/members", headers={**JSON, **stale})
+    assert refused.status_code == 401
+    assert 'error="use_dpop_nonce"' in refused.headers["WWW-Authenticate"]
+    nonce = refused.headers["DPoP-Nonce"]
+    fresh = key.proof("GET", url, access_token=access_token, nonce=nonce)
+    answered = await client.get("/api/exchange/members", headers={**JSON, **stale, "DPoP": fresh})
+    assert answered.status_code == 200, answered.text

@@ -66,8 +66,11 @@ async def token_caller(request: Request, db: AsyncSession, service: OidcService,
     try:
         _, token, proof = await resource_request(request, db, service, request.url.path)
     except ResourceError as exc:
-        challenge = exc.response().headers["www-authenticate"]
-        raise Problem(exc.status, "Unauthorized", exc.description, headers={"WWW-Authenticate": challenge}) from exc
+        challenge = exc.response().headers
+        headers = {"WWW-Authenticate": challenge["www-authenticate"]}
+        if "dpop-nonce" in challenge:  # RFC 9449 §9: the nonce the client must use next
+            headers["DPoP-Nonce"] = challenge["dpop-nonce"]
+        raise Problem(exc.status, "Unauthorized", exc.description, headers=headers) from exc
     claims = await service.access_token_claims(db, token)
     if claims is None:
         raise Problem(401, "Unauthorized", "The access token is invalid, expired or revoked.")
