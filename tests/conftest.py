@@ -71,6 +71,14 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 
 @pytest.fixture
+async def running_app(app: FastAPI) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan run, as a server runs it: its background work (the outbox's Deliverer) is
+    going. The ``client`` fixture alone does not run the lifespan."""
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
     async with httpx.AsyncClient(

@@ -12,6 +12,7 @@ work (emptying tables, seeding people) in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import secrets
 import socket
@@ -65,6 +66,7 @@ class LiveServer:
     settings: Settings
     stderr: Path
     env: dict[str, str] = field(default_factory=dict)  # the server's BAUHINIA_* environment, for CLI commands
+    process: subprocess.Popen[bytes] | None = None  # the server process, for tests that kill it
 
     def stderr_tail(self, lines: int = 60) -> str:
         text = self.stderr.read_text(encoding="utf-8", errors="replace") if self.stderr.exists() else ""
@@ -163,6 +165,7 @@ def bauhinia_serve(database_url: str, data_dir: Path) -> Iterator[LiveServer]:
             stderr=err,
             stdin=subprocess.DEVNULL,
         )
+    server = dataclasses.replace(server, process=process)
     try:
         _wait_until_healthy(process, server)
         yield server

@@ -21,9 +21,12 @@ from bauhinia.core.hosts import LoopbackRedirectMiddleware
 from bauhinia.core.i18n import N_
 from bauhinia.core.keys import KeyRing
 from bauhinia.core.observability import Metrics, configure_logging
+from bauhinia.core.outbox import Deliverer
 from bauhinia.core.sessions import SessionManager
 from bauhinia.core.web import CsrfFailure, EdgeMiddleware, Templates, templates_of, translator_of
+from bauhinia.demo import Departments, create_departments
 from bauhinia.exchange import api as exchange_api
+from bauhinia.exchange import views as exchange_views
 from bauhinia.exchange.service import ExchangeService
 from bauhinia.identity import staff_views
 from bauhinia.identity import views as identity_views
@@ -35,13 +38,13 @@ from bauhinia.oidc import views as oidc_views
 from bauhinia.oidc.ledger import TokenLedger
 from bauhinia.oidc.service import OidcService
 from bauhinia.portal import views as portal_views
-from bauhinia.settings import Settings
+from bauhinia.settings import Mode, Settings
 
 PACKAGE = Path(__file__).resolve().parent
 CSRF_EXPLANATION = N_(
     "For your security, forms stop working after a while or when they come from another website. Nothing was changed."
 )
-TEMPLATE_DIRS = [PACKAGE / domain / "templates" for domain in ("core", "identity", "oidc", "portal")]
+TEMPLATE_DIRS = [PACKAGE / domain / "templates" for domain in ("core", "identity", "oidc", "exchange", "portal")]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -53,9 +56,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     public = urlsplit(settings.public_url)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await engine.dispose()
+    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
+        deliverer: Deliverer = application.state.deliverer  # read here: a test may replace it before start
+        await deliverer.start()
+        try:
+            yield
+        finally:
+            await deliverer.stop()
+            departments: Departments | None = getattr(application.state, "departments", None)
+            if departments is not None:
+                await departments.aclose()
+            await engine.dispose()
 
     app = FastAPI(
         title="Bauhinia",
@@ -68,6 +79,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.deliverer = Deliverer(
+        engine,
+        metrics=metrics,
+        poll_interval=settings.outbox_poll_interval,
+        concurrency=settings.outbox_concurrency,
+        timeout=settings.outbox_timeout,
+    )
     app.state.keyring = keyring
     app.state.metrics = metrics
     app.state.templates = Templates.from_directories(TEMPLATE_DIRS, settings.timezone)
@@ -90,11 +108,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         persist_client_credentials_tokens=settings.oidc_persist_access_tokens,
         require_dpop_nonce=settings.oidc_dpop_nonce,
     )
-    app.state.exchange = ExchangeService(app.state.oidc)
+    app.state.exchange = ExchangeService(app.state.oidc, provider_timeout=settings.exchange_provider_timeout)
     app.state.sign_out_hooks = [oidc_views.sign_out_hook]
     install_error_handlers(app)
     _install_guard_handlers(app)
     app.mount("/static", StaticFiles(directory=PACKAGE / "core" / "static"), name="static")
+    if settings.mode in (Mode.DEMO, Mode.DEV):  # the demo departments, calling the gateway at its public URL
+        app.state.departments = create_departments(settings.data_dir, settings.public_url)
+        app.mount("/demo", app.state.departments, name="demo")
     app.include_router(core_routes.router)
     app.include_router(portal_views.router)
     app.include_router(identity_views.router)
@@ -102,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(oidc_api.router)
     app.include_router(operator_api.router)
     app.include_router(exchange_api.router)
+    app.include_router(exchange_views.router)
     app.include_router(oidc_views.endpoint_router)
     app.include_router(oidc_views.router)
     app.add_middleware(oidc_api.TokenFastPath, application=app)

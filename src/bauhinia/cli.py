@@ -106,7 +106,7 @@ def demo(
 async def _seed(application: object, settings: Settings) -> list[object]:
     from datetime import date
 
-    from bauhinia.exchange.demo import register_demo_members
+    from bauhinia.exchange.demo import register_demo_members, write_department_records
     from bauhinia.oidc.demo_clients import register_demo_clients
     from bauhinia.seed import seed_demo
 
@@ -115,6 +115,7 @@ async def _seed(application: object, settings: Settings) -> list[object]:
         accounts = await seed_demo(db, state.identity, settings.data_dir, date.today())
         await register_demo_clients(db, state.oidc, settings.data_dir)
         await register_demo_members(db, state.exchange, settings.data_dir)
+        await write_department_records(db, state.exchange, settings.data_dir)
     await state.engine.dispose()
     return list(accounts)
 
@@ -191,17 +192,27 @@ def audit_verify(data_dir: DataDirOption = None) -> None:
 
 @app.command()
 def purge(data_dir: DataDirOption = None) -> None:
-    """Delete expired browser sessions and the OpenID provider's expired codes, tokens and one-time values
-    (run it from cron; they already stop working when they expire)."""
+    """Delete expired browser sessions, the OpenID provider's expired codes, tokens and one-time values, and
+    outbox messages delivered or given up more than 7 days ago; mark consents whose time has passed EXPIRED
+    and tell their consumers (run it from cron; the sessions, codes, tokens and consents already stop
+    working when they expire)."""
+    from bauhinia.core import outbox
 
-    async def run(db: AsyncSession, state: Any) -> tuple[int, int]:
+    async def run(db: AsyncSession, state: Any) -> tuple[int, int, int, int]:
         sessions = await state.session_manager.purge_expired(db)
         provider = await state.oidc.purge_expired(db)
+        messages = await outbox.purge_finished(db)
         await db.commit()
-        return sessions, provider
+        consents = 0
+        while expired := await state.exchange.consents.expire_due(db):  # in batches
+            consents += expired
+        return sessions, provider, messages, consents
 
-    sessions, provider = run_with_app(data_dir, run)
-    typer.echo(f"Removed {sessions} expired sessions and {provider} expired OpenID provider records.")
+    sessions, provider, messages, consents = run_with_app(data_dir, run)
+    typer.echo(
+        f"Removed {sessions} expired sessions and {provider} expired OpenID provider records, "
+        f"and {messages} outbox messages delivered or given up over 7 days ago; {consents} consents expired."
+    )
 
 
 @staff_app.command("add")

@@ -55,6 +55,20 @@ class Settings(BaseSettings):
         description="Record every client_credentials access token (needed to revoke one before it expires).",
     )
     oidc_dpop_nonce: bool = Field(default=True, description="Require server-issued nonces in DPoP proofs.")
+    exchange_provider_timeout: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds the gateway waits for a provider's answer to a data request."
+    )
+    outbox_poll_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Seconds between the outbox worker's looks for messages committed by another node or left by a "
+        "crashed process (this process's own messages go out at once).",
+    )
+    outbox_concurrency: int = Field(default=8, ge=1, le=64, description="Outbox messages sent at the same time.")
+    outbox_timeout: float = Field(
+        default=5.0, gt=0, le=30, description="Seconds an outbox delivery attempt may take before it counts as failed."
+    )
     timezone: str = Field(default="Asia/Hong_Kong", description="The zone in which pages show times (stored as UTC).")
 
     @model_validator(mode="after")

@@ -1,4 +1,5 @@
-"""The `bauhinia` command as operators use it: demo seeding, staff accounts, purging sessions."""
+"""The `bauhinia` command as operators use it: demo seeding, staff accounts, purging sessions and old outbox
+messages."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner, Result
 
 from bauhinia.cli import app as cli
+from bauhinia.core import outbox
 from bauhinia.core.database import utcnow
+from bauhinia.core.outbox import OutboxMessage
 from bauhinia.core.sessions import WebSession
 from bauhinia.identity.models import Resident, StaffMember
 from bauhinia.settings import Settings
@@ -79,6 +82,32 @@ async def test_purge_removes_expired_and_idle_sessions_only(app: FastAPI, settin
         await db.commit()
     assert "Removed 1 expired sessions and" in (await invoke(["purge"], env_for(settings))).stdout
     assert await count(app, WebSession) == 0
+
+
+async def test_purge_removes_outbox_messages_finished_over_a_week_ago(app: FastAPI, settings: Settings) -> None:
+    now = utcnow()
+    ages = {
+        "delivered-8d": {"delivered_at": now - timedelta(days=8)},
+        "given-up-8d": {"given_up_at": now - timedelta(days=8)},
+        "delivered-6d": {"delivered_at": now - timedelta(days=6)},
+        "pending": {"next_attempt_at": now - timedelta(days=8)},  # old but not finished: still to be sent
+    }
+    async with app.state.sessionmaker() as db:
+        for name, times in ages.items():
+            message_id = await outbox.enqueue(
+                db, kind="test.purge", url="https://x.example/", body=name, content_type="t"
+            )
+            message = await db.get(OutboxMessage, message_id)
+            assert message is not None
+            message.created_at = now - timedelta(days=10)
+            for column, value in {"next_attempt_at": None, **times}.items():
+                setattr(message, column, value)
+        await db.commit()
+    result = await invoke(["purge"], env_for(settings))
+    assert result.exit_code == 0, result.output
+    assert "and 2 outbox messages delivered or given up over 7 days ago" in result.stdout
+    async with app.state.sessionmaker() as db:
+        assert set(await db.scalars(select(OutboxMessage.body))) == {"delivered-6d", "pending"}
 
 
 @pytest.mark.slow

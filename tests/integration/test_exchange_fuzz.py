@@ -4,6 +4,7 @@ problem document, never a 500."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bauhinia.exchange.schemas import DataItemPublication, SystemRegistration
+from bauhinia.settings import Settings
+from tests.exchange_support import Exchange, adult, demo_exchange
 from tests.integration.test_exchange_catalogue import MEMBER, bearer, item, registry, system
 from tests.integration.test_oidc_fuzz import (
     EXAMPLES,
@@ -92,3 +95,39 @@ async def test_changed_registrations_are_stored_or_refused_field_by_field(
     assert_problem_answer(await client.post("/api/exchange/systems", json=body, headers=populated), {201})
     body = changed(item(), item_changes)
     assert_problem_answer(await client.post("/api/exchange/catalogue/items", json=body, headers=populated), {201})
+
+
+CONSUMER_OPERATIONS = [
+    ("/api/exchange/consents", "POST", {201}),
+    ("/api/exchange/consents", "GET", {200}),
+    ("/api/exchange/consents/{consent_id}", "GET", {200}),
+    ("/api/exchange/data-requests", "POST", {200}),
+]
+
+
+@pytest.fixture
+async def consumer_exchange(app: FastAPI, client: httpx.AsyncClient, settings: Settings) -> Exchange:
+    """The demo registry with a consent already approved, so generated ids sometimes name a real one."""
+    exchange = await demo_exchange(app, client, Path(settings.data_dir))
+    exchange.app.state.exchange.forwarder.timeout = 0.5
+    await exchange.active_consent(await adult(app), mode="period", max_fetches=10_000)
+    return exchange
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "success"), CONSUMER_OPERATIONS, ids=[f"{m} {p}" for p, m, _ in CONSUMER_OPERATIONS]
+)
+@settings(FUZZ, max_examples=EXAMPLES // 2)
+@given(data=st.data(), authenticated=st.booleans())
+async def test_consent_and_data_request_operations_never_fail_with_a_server_error(
+    app: FastAPI,
+    consumer_exchange: Exchange,
+    path: str,
+    method: str,
+    success: set[int],
+    data: Any,
+    authenticated: bool,
+) -> None:
+    case = generated_case(app, data, path, method)
+    auth = {"authorization": consumer_exchange.consumer_headers["Authorization"]} if authenticated else {}
+    assert_problem_answer(await send_case(consumer_exchange.http, case, auth), success)

@@ -10,6 +10,7 @@ import http.server
 import json
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
@@ -18,7 +19,9 @@ import pytest
 from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
+from sqlalchemy import select
 
+from bauhinia.core.outbox import OutboxMessage
 from bauhinia.oidc.claims import pairwise_subject
 from tests.conftest import PUBLIC_URL
 from tests.helpers import csrf_from, make_resident, sign_in
@@ -518,6 +521,7 @@ async def test_client_keys_fetched_from_jwks_uri(
     assert refused.json()["error"] == "invalid_client"
 
 
+@pytest.mark.usefixtures("running_app")  # the outbox's worker delivers the tokens
 async def test_sign_out_sends_back_channel_logout_tokens(
     app: FastAPI, client: httpx.AsyncClient, department_server: str
 ) -> None:
@@ -528,7 +532,7 @@ async def test_sign_out_sends_back_channel_logout_tokens(
     id_token = await verified_claims(client, tokens["id_token"], "JWT")
     token = await csrf_from(client, "/account")
     assert (await client.post("/signout", data={"csrf_token": token})).status_code == 303
-    for _ in range(100):  # delivered in the background, after the commit
+    for _ in range(100):  # delivered from the outbox, after the commit
         if _Recorder.received:
             break
         await asyncio.sleep(0.05)
@@ -540,6 +544,17 @@ async def test_sign_out_sends_back_channel_logout_tokens(
     assert claims["aud"] == rp.client_id
     assert "http://schemas.openid.net/event/backchannel-logout" in claims["events"]
     assert "nonce" not in claims
+    for _ in range(100):  # sent from the outbox, retried no longer than the token lives; recorded once answered
+        async with app.state.sessionmaker() as db:
+            message = (await db.scalars(select(OutboxMessage))).one()
+        if message.delivered_at is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert message.kind == "oidc.backchannel_logout"
+    assert message.content_type == "application/x-www-form-urlencoded"
+    assert message.delivered_at is not None
+    assert message.expires_at - message.created_at == timedelta(minutes=2)
+    assert claims["exp"] - claims["iat"] == 120
 
 
 async def test_public_client_uses_pkce_without_a_secret(app: FastAPI, client: httpx.AsyncClient) -> None:

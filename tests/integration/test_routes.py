@@ -26,6 +26,7 @@ PUBLIC = {
     ("HEAD", "/openapi.json"),
     ("GET", "/language/{language}"),
     ("GET", "/static"),
+    ("GET", "/demo"),  # the demo departments: public sites of their own (demo and dev mode only)
     ("GET", "/register"),
     ("POST", "/register"),
     ("GET", "/signin"),
@@ -72,6 +73,7 @@ PATH_PARAMETERS = {
     "system_id": "HK/GOV/NONE/nothing",
     "item_id": "none.nothing",
     "code": "none.nothing",
+    "consent_id": "00000000-0000-4000-8000-000000000000",
 }
 
 
@@ -229,7 +231,7 @@ async def test_signed_in_pages_have_titles(app: FastAPI, client: httpx.AsyncClie
     from bauhinia.identity import totp
 
     await client.post("/account/totp", data={"code": totp.current_code(secret), "csrf_token": token.group(1)})
-    for path in ("/account/recovery-codes", "/account", "/"):
+    for path in ("/account/recovery-codes", "/account", "/", "/account/consents", "/account/data-use"):
         assert_titled(await client.get(path), path)
 
     async with open_client(app) as staff_browser:

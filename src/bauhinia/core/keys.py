@@ -7,6 +7,7 @@ TOTP secrets. Algorithms come from ``cryptography``; nothing here is hand-made.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -28,6 +29,14 @@ class Purpose(StrEnum):
     SESSION_ID_HMAC = "bauhinia/session-id-hmac/v1"
     PAIRWISE_SUBJECT = "bauhinia/oidc-pairwise-subject/v1"
     DPOP_NONCE = "bauhinia/oidc-dpop-nonce/v1"
+    EXCHANGE_SUBJECT = "bauhinia/exchange-provider-subject/v1"
+
+
+def pairwise_identifier(key: bytes, sector: str, principal: str) -> str:
+    """An identifier for ``principal`` that is stable within a sector and unrelated across sectors
+    (OIDC Core §8.1's pairwise subjects; the gateway's per-provider subjects)."""
+    digest = hmac.new(key, f"{sector}\x00{principal}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 class DecryptionError(Exception):

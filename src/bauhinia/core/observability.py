@@ -55,6 +55,22 @@ class Metrics:
         self.security_events = Counter(
             "bauhinia_security_events", "Security events written to the audit log", ["event"], registry=self.registry
         )
+        # The outbox (core.outbox), by message kind ("exchange.webhook", "oidc.backchannel_logout").
+        self.outbox_delivered = Counter(
+            "bauhinia_outbox_delivered", "Outbox messages acknowledged with a 2xx", ["kind"], registry=self.registry
+        )
+        self.outbox_failed_attempts = Counter(
+            "bauhinia_outbox_failed_attempts",
+            "Outbox delivery attempts that failed (timeout, network error, non-2xx answer)",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.outbox_given_up = Counter(
+            "bauhinia_outbox_given_up",
+            "Outbox messages abandoned, undelivered, at their deadline",
+            ["kind"],
+            registry=self.registry,
+        )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -15,8 +15,16 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from bauhinia.core.database import SessionDep
 from bauhinia.core.errors import STATUS_TITLES, Problem
+from bauhinia.exchange.consents import ConsentRefused, consent_details, consumer_system
+from bauhinia.exchange.models import MemberSystem
 from bauhinia.exchange.schemas import (
+    ConsentDetails,
+    ConsentRequestBody,
+    ConsentRequested,
+    ConsentStatus,
     DataItemPublication,
+    DataRequestAnswer,
+    DataRequestBody,
     MemberRegistration,
     PublishedDataItem,
     PurposeRegistration,
@@ -40,7 +48,15 @@ async def operator(request: Request, db: SessionDep) -> str:
     return await calling_client(request, db, scope=OPERATOR_SCOPE)
 
 
+async def consumer(request: Request, db: SessionDep) -> MemberSystem:
+    """The active consumer system the calling client speaks for."""
+    client_id = await calling_client(request, db)
+    with problems():
+        return await consumer_system(db, client_id)
+
+
 Reader = Annotated[str, Depends(reader)]
+Consumer = Annotated[MemberSystem, Depends(consumer)]
 Operator = Annotated[str, Depends(operator)]
 Version = Annotated[int | None, Query(ge=1, le=2**31 - 1, description="a past version; the current one if absent")]
 
@@ -51,11 +67,16 @@ def problems() -> Iterator[None]:
     try:
         yield
     except ExchangeError as exc:
-        title = STATUS_TITLES[exc.status]
-        if not exc.location:
-            raise Problem(exc.status, title, exc.detail) from exc
-        errors = [{"location": ["body", *exc.location], "message": exc.detail}]
-        raise Problem(exc.status, title, exc.detail, errors=errors) from exc
+        raise _problem(exc.status, exc.detail, exc.location) from exc
+    except ConsentRefused as exc:
+        raise _problem(exc.status, exc.detail, [exc.location] if exc.location else []) from exc
+
+
+def _problem(status: int, detail: str, location: list[str]) -> Problem:
+    title = STATUS_TITLES[status]
+    if not location:
+        return Problem(status, title, detail)
+    return Problem(status, title, detail, errors=[{"location": ["body", *location], "message": detail}])
 
 
 # --- members --------------------------------------------------------------------------------------
@@ -159,3 +180,33 @@ async def add_purpose(
 ) -> RegisteredPurpose:
     with problems():
         return await exchange_service(request).register_purpose(db, body, actor=f"client:{caller}")
+
+
+# --- consents and data requests (docs/exchange-protocol.md) --------------------------------------
+
+
+@router.post("/consents", status_code=201, summary="Ask a resident for consent: send their browser to the review_url")
+async def request_consent(
+    request: Request, db: SessionDep, body: ConsentRequestBody, system: Consumer
+) -> ConsentRequested:
+    with problems():
+        return await exchange_service(request).consents.request(db, system, body)
+
+
+@router.get("/consents", summary="The calling consumer's consents, newest first")
+async def list_consents(
+    request: Request, db: SessionDep, system: Consumer, status: ConsentStatus | None = None
+) -> list[ConsentDetails]:
+    return await exchange_service(request).consents.of_consumer(db, system, status)
+
+
+@router.get("/consents/{consent_id}", summary="One consent, with its signed artefact once approved")
+async def get_consent(request: Request, db: SessionDep, consent_id: str, system: Consumer) -> ConsentDetails:
+    with problems():
+        return consent_details(await exchange_service(request).consents.for_consumer(db, system, consent_id))
+
+
+@router.post("/data-requests", summary="Fetch consented data: each provider answers the consumer, encrypted")
+async def data_request(request: Request, db: SessionDep, body: DataRequestBody, system: Consumer) -> DataRequestAnswer:
+    with problems():
+        return await exchange_service(request).forwarder.perform(db, system, body)

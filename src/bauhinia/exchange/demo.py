@@ -23,6 +23,7 @@ from bauhinia.exchange.schemas import (
 from bauhinia.exchange.service import ExchangeService
 
 ACTOR = "operator:demo"
+HOUSING_RETURN = "/demo/housing/consent-done"
 DATE = {"type": "string", "format": "date"}
 
 # (member id, names, subsystem, roles, OpenID client, path of its demo endpoint)
@@ -177,8 +178,10 @@ async def _register_system(
     signing = ECKey.generate_key("P-256", {"use": "sig", "alg": "ES256"}, auto_kid=True)
     encryption = ECKey.generate_key("P-256", {"use": "enc", "alg": "ECDH-ES"}, auto_kid=True)
     endpoint = "data_endpoint" if "provider" in roles else "webhook_url"
+    extra = {"redirect_uris": [f"{service.oidc.issuer}{HOUSING_RETURN}"]} if "consumer" in roles else {}
     registration = SystemRegistration.model_validate(
         {
+            **extra,
             "id": system_id,
             "roles": roles,
             "signing_jwks": {"keys": [signing.as_dict(private=False)]},
@@ -207,3 +210,98 @@ def _write_private(path: Path, content: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.touch(mode=0o600)
     path.write_text(json.dumps(content, indent=2, ensure_ascii=False))
+
+
+# What each demo department holds on the demo residents, by their login (the seed's e-mail addresses).
+# The elderly resident has no driving licence: the Transport Department says so (a "denied" answer).
+DEPARTMENT_RECORDS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+    "HK/GOV/IMMD": {
+        "chan.taiman@demo.bauhinia.hk": {
+            "immd.residential-address": {
+                "value": {
+                    "flat": "12A",
+                    "block": "3",
+                    "building": "Harmony Court",
+                    "street": "28 Kwun Tong Road",
+                    "district": "Kwun Tong",
+                    "region": "Kowloon",
+                    "last_updated": "2024-05-02",
+                },
+                "as_of": "2024-05-02",
+            }
+        },
+        "wong.siuming@demo.bauhinia.hk": {
+            "immd.residential-address": {
+                "value": {
+                    "flat": "805",
+                    "building": "Wah Fu Estate",
+                    "street": "Wah Fu Road",
+                    "district": "Southern",
+                    "region": "Hong Kong Island",
+                    "last_updated": "2019-08-15",
+                },
+                "as_of": "2019-08-15",
+            }
+        },
+        "lee.kayan@demo.bauhinia.hk": {
+            "immd.residential-address": {
+                "value": {
+                    "flat": "3C",
+                    "block": "Tower 1",
+                    "building": "Sea View Garden",
+                    "street": "8 Tai Po Road",
+                    "district": "Tai Po",
+                    "region": "New Territories",
+                    "last_updated": "2025-01-20",
+                },
+                "as_of": "2025-01-20",
+            }
+        },
+    },
+    "HK/GOV/IRD": {
+        "chan.taiman@demo.bauhinia.hk": {
+            "ird.assessable-income": {
+                "value": {
+                    "year_of_assessment": "2025/26",
+                    "assessable_income_hkd": 312000,
+                    "assessed_on": "2026-08-14",
+                },
+                "as_of": "2026-08-14",
+            }
+        },
+        "wong.siuming@demo.bauhinia.hk": {
+            "ird.assessable-income": {
+                "value": {"year_of_assessment": "2025/26", "assessable_income_hkd": 0, "assessed_on": "2026-07-30"},
+                "as_of": "2026-07-30",
+            }
+        },
+    },
+    "HK/GOV/TD": {
+        "chan.taiman@demo.bauhinia.hk": {
+            "td.driving-licence": {
+                "value": {
+                    "licence_number": "CTM853271",
+                    "classes": ["1", "2"],
+                    "issue_date": "2005-06-01",
+                    "expiry_date": "2031-05-31",
+                    "status": "valid",
+                },
+                "as_of": "2021-06-01",
+            }
+        },
+    },
+}
+
+
+async def write_department_records(db: AsyncSession, service: ExchangeService, data_dir: Path) -> None:
+    """Write each demo provider's records under its own subjects for the residents, as a department
+    that has linked its files to the platform would hold them: ``<data-dir>/departments/<CODE>.json``."""
+    for member_id, residents in DEPARTMENT_RECORDS.items():
+        records = {}
+        for login, items in residents.items():
+            resident = await service.oidc.identity.find_resident(db, login)
+            if resident is not None:
+                records[service.forwarder.provider_subject(member_id, resident.id)] = items
+        system_id = next(f"{m}/{sub}" for m, _, sub, *_ in MEMBERS if m == member_id)
+        code = member_id.rsplit("/", 1)[1]
+        _write_private(data_dir / "departments" / f"{code}.json", {"system_id": system_id, "records": records})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bauhinia.core.database import Base, UTCDateTime
@@ -41,6 +41,8 @@ class MemberSystem(Base):
     webhook_url: Mapped[str | None] = mapped_column(Text)
     # The OpenID client it gets tokens with (client_credentials): one client speaks for one system.
     client_id: Mapped[str] = mapped_column(ForeignKey("oidc_clients.client_id", ondelete="RESTRICT"), unique=True)
+    # Where a consumer's residents may be sent back after deciding on a consent request (exact match).
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
     allow_loopback_http: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -71,4 +73,60 @@ class Purpose(Base):
     code: Mapped[str] = mapped_column(String(100), primary_key=True)
     description: Mapped[dict[str, str]] = mapped_column(JSON)
     consumer_system_ids: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Consent(Base):
+    """A consumer's consent request and, once the resident decides, the consent itself.
+
+    ``items`` is what was asked (each with its version, provider and whether it was optional);
+    ``approved_items`` what the resident agreed to. The artefact is the gateway-signed JWS given out
+    on approval. No resident data is held here beyond the resident's id.
+    """
+
+    __tablename__ = "exchange_consents"
+    __table_args__ = (Index("ix_exchange_consents_resident_status", "resident_id", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    consumer_system_id: Mapped[str] = mapped_column(ForeignKey("exchange_systems.id", ondelete="RESTRICT"), index=True)
+    purpose_code: Mapped[str] = mapped_column(ForeignKey("exchange_purposes.code", ondelete="RESTRICT"))
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    approved_items: Mapped[list[str] | None] = mapped_column(JSON)
+    mode: Mapped[str] = mapped_column(String(8))
+    valid_for: Mapped[int] = mapped_column(Integer)
+    max_fetches: Mapped[int] = mapped_column(Integer)
+    fetches: Mapped[int] = mapped_column(Integer, default=0)
+    data_life: Mapped[int] = mapped_column(Integer)
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    resident_id: Mapped[str | None] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
+    # The guardian's consent on record that allowed a resident aged 11-17 to approve.
+    guardian_consent_id: Mapped[str | None] = mapped_column(String(36))
+    artefact: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    request_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ExchangeRecord(Base):
+    """One entry of a resident's data-use history: a consent event or a data request.
+
+    It says who asked, for which items, under which consent, when, and how each provider answered —
+    never a value. A data request's entry keeps the signed receipt given to the consumer.
+    """
+
+    __tablename__ = "exchange_records"
+    __table_args__ = (Index("ix_exchange_records_resident_at", "resident_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    resident_id: Mapped[str | None] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
+    consent_id: Mapped[str] = mapped_column(ForeignKey("exchange_consents.id", ondelete="CASCADE"), index=True)
+    consumer_system_id: Mapped[str] = mapped_column(String(131))
+    event: Mapped[str] = mapped_column(String(32))
+    items: Mapped[list[str]] = mapped_column(JSON)
+    outcomes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    receipt: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

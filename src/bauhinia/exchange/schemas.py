@@ -84,6 +84,9 @@ class SystemRegistration(Strict):
     data_endpoint: str | None = Field(default=None, max_length=500, description="a provider's base URL")
     webhook_url: str | None = Field(default=None, max_length=500, description="where a consumer is notified")
     client_id: str = Field(pattern=CLIENT_ID_PATTERN, description="its OpenID client (client_credentials)")
+    redirect_uris: list[str] = Field(
+        default_factory=list, max_length=20, description="a consumer's pages residents return to after consenting"
+    )
     # Loopback http endpoints: only for demo and development installations.
     allow_loopback_http: bool = False
 
@@ -116,6 +119,12 @@ class SystemRegistration(Strict):
                 url, allow_loopback=self.allow_loopback_http, allow_query=False
             ):
                 raise ValueError(f"{name} must be an absolute https URL without query or fragment")
+        if self.redirect_uris and SystemRole.CONSUMER not in self.roles:
+            raise ValueError("redirect_uris are only for a consumer")
+        for uri in self.redirect_uris:
+            if not is_https_or_loopback(uri, allow_loopback=self.allow_loopback_http, allow_query=False):
+                raise ValueError("each redirect URI must be an absolute https URL without query or fragment")
+        self.redirect_uris = sorted(set(self.redirect_uris))
         return self
 
 
@@ -211,3 +220,116 @@ class PublishedDataItem(DataItemPublication):
 
 class RegisteredPurpose(PurposeRegistration):
     created_at: str
+
+
+# --- consents and data requests ---------------------------------------------------------------------
+
+CONSENT_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+STATE_PATTERN = r"^[\x21-\x7e]{1,200}$"
+DAY = 86_400
+MAX_PERIOD = 366 * DAY
+MAX_DATA_LIFE = 3653 * DAY
+
+
+class ConsentStatus(StrEnum):
+    PENDING = "PENDING"
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    REVOKED = "REVOKED"
+    EXPIRED = "EXPIRED"
+    REJECTED = "REJECTED"
+
+
+FINAL_STATUSES = frozenset({ConsentStatus.REVOKED, ConsentStatus.EXPIRED, ConsentStatus.REJECTED})
+
+
+class ConsentMode(StrEnum):
+    ONCE = "once"
+    PERIOD = "period"
+
+
+class RequestedItem(Strict):
+    id: str = Field(pattern=ITEM_ID_PATTERN, max_length=100)
+    optional: bool = False
+
+
+class ConsentRequestBody(Strict):
+    """What a consumer asks a resident to agree to (docs/exchange-protocol.md §2)."""
+
+    purpose: str = Field(pattern=PURPOSE_CODE_PATTERN, max_length=100)
+    items: list[RequestedItem] = Field(min_length=1, max_length=20)
+    mode: ConsentMode = ConsentMode.ONCE
+    valid_for: int = Field(default=3600, ge=60, le=MAX_PERIOD, description="seconds usable after approval")
+    max_fetches: int = Field(default=1, ge=1, le=10_000)
+    data_life: int = Field(default=0, ge=0, le=MAX_DATA_LIFE, description="seconds the consumer may keep the data")
+    redirect_uri: str = Field(max_length=500)
+    state: str = Field(pattern=STATE_PATTERN)
+
+    @field_validator("items")
+    @classmethod
+    def _distinct(cls, items: list[RequestedItem]) -> list[RequestedItem]:
+        if len({i.id for i in items}) != len(items):
+            raise ValueError("each item may be asked for once")
+        if all(i.optional for i in items):
+            raise ValueError("at least one item must be required")
+        return items
+
+    @model_validator(mode="after")
+    def _mode_limits(self) -> Self:
+        if self.mode is ConsentMode.ONCE and self.max_fetches != 1:
+            raise ValueError("a one-time consent allows exactly one fetch (max_fetches 1)")
+        if self.mode is ConsentMode.ONCE and self.valid_for > DAY:
+            raise ValueError("a one-time consent is valid for one day at most")
+        return self
+
+
+class ConsentRequested(BaseModel):
+    id: str
+    status: ConsentStatus
+    review_url: str
+    expires_at: str
+
+
+class ConsentDetails(BaseModel):
+    """A consent as its consumer sees it."""
+
+    id: str
+    status: ConsentStatus
+    purpose: str
+    mode: ConsentMode
+    items: list[str] = Field(description="the consented items (the requested ones while pending)")
+    valid_until: str | None
+    max_fetches: int
+    fetches: int
+    data_life: int
+    artefact: str | None = Field(description="the gateway-signed consent artefact (JWS), once approved")
+    created_at: str
+    updated_at: str
+
+
+class DataRequestBody(Strict):
+    consent_id: str = Field(pattern=CONSENT_ID_PATTERN)
+    items: list[str] | None = Field(default=None, min_length=1, max_length=20)
+
+
+class ProviderStatus(StrEnum):
+    DELIVERED = "delivered"
+    DENIED = "denied"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+
+class ProviderResult(BaseModel):
+    provider: str
+    items: list[str]
+    status: ProviderStatus
+    response: str | None = Field(default=None, description="the provider's signed response (JWS)")
+    detail: str | None = None
+
+
+class DataRequestAnswer(BaseModel):
+    id: str
+    consent_id: str
+    created_at: str
+    results: list[ProviderResult]
+    receipt: str = Field(description="the gateway-signed exchange record (JWS)")

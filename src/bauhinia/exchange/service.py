@@ -1,7 +1,9 @@
 """The exchange gateway's service: the only module other domains may import.
 
-This slice holds the registry: members, their systems, the versioned data catalogue and purposes.
-Every change is recorded in the audit log in the transaction of the change, then committed.
+It holds the registry (members, their systems, the versioned data catalogue and purposes) and gives
+access to the consent desk (``consents``: requests, decisions, the lifecycle, residents' history) and
+the forwarder (``forwarder``: data requests). Every change is recorded in the audit log in the
+transaction of the change, then committed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bauhinia.core import audit
 from bauhinia.core.database import utcnow
+from bauhinia.exchange.consents import ConsentDesk
+from bauhinia.exchange.forwarding import Forwarder
 from bauhinia.exchange.models import DataItem, Member, MemberSystem, Purpose
 from bauhinia.exchange.schemas import (
     ITEM_ID_PATTERN,
@@ -90,6 +94,7 @@ def system_view(row: MemberSystem) -> RegisteredSystem:
             "data_endpoint": row.data_endpoint,
             "webhook_url": row.webhook_url,
             "client_id": row.client_id,
+            "redirect_uris": row.redirect_uris or [],
             "allow_loopback_http": row.allow_loopback_http,
             "created_at": row.created_at.isoformat(),
             "disabled": row.disabled_at is not None,
@@ -131,8 +136,10 @@ def _texts(model: Any) -> dict[str, Any]:
 
 
 class ExchangeService:
-    def __init__(self, oidc: OidcService) -> None:
+    def __init__(self, oidc: OidcService, *, provider_timeout: float = 5.0) -> None:
         self.oidc = oidc
+        self.consents = ConsentDesk(oidc)
+        self.forwarder = Forwarder(oidc, self.consents, timeout=provider_timeout)
 
     async def _commit_new(self, db: AsyncSession, row: Any, conflict: str) -> None:
         """Insert ``row``; another node inserting the same key first is a duplicate, not an error."""
@@ -201,6 +208,7 @@ class ExchangeService:
             data_endpoint=system.data_endpoint,
             webhook_url=system.webhook_url,
             client_id=system.client_id,
+            redirect_uris=system.redirect_uris,
             allow_loopback_http=system.allow_loopback_http,
             created_at=utcnow(),
         )

@@ -39,7 +39,7 @@ from bauhinia.identity.models import (
     Resident,
     StaffMember,
 )
-from bauhinia.identity.schemas import ValidRegistration, age_on, personal_names
+from bauhinia.identity.schemas import ADULT_AGE, ValidRegistration, age_on, personal_names
 
 RESIDENTS: Table = Resident.__table__  # type: ignore[assignment]
 AUTHENTICATORS: Table = Authenticator.__table__  # type: ignore[assignment]
@@ -153,6 +153,18 @@ class ResidentProfile:
 
 
 @dataclass(frozen=True)
+class GuardianRule:
+    """Whether a resident is a minor (11-17) and, if so, the guardian's consent confirmed in person."""
+
+    minor: bool
+    confirmed_guardian_consent_id: str | None
+
+    @property
+    def may_consent(self) -> bool:
+        return not self.minor or self.confirmed_guardian_consent_id is not None
+
+
+@dataclass(frozen=True)
 class SignInResult:
     """The outcome of a first step: who, with which methods, and whether a second factor is still owed."""
 
@@ -254,7 +266,7 @@ class IdentityService:
                 "resident.registered",
                 actor=actor(resident.id),
                 subject=actor(resident.id),
-                data={"client": client, "minor": age_on(form.date_of_birth, today) < 18},
+                data={"client": client, "minor": age_on(form.date_of_birth, today) < ADULT_AGE},
             )
             await db.commit()
         except IntegrityError as exc:  # a concurrent registration won the race
@@ -834,6 +846,20 @@ class IdentityService:
         await audit.record(db, "staff.issued_reset_code", actor=staff_actor(staff.id), subject=actor(resident_id))
         await db.commit()
         return code
+
+    async def guardian_rule(self, db: AsyncSession, resident_id: str, today: date) -> GuardianRule:
+        """The foundation's rule for residents aged 11-17: they act only with a guardian's consent on
+        record, and a consent counts once an officer has confirmed it in person."""
+        resident = await self.resident(db, resident_id)
+        if resident is None or age_on(resident.date_of_birth, today) >= ADULT_AGE:
+            return GuardianRule(minor=False, confirmed_guardian_consent_id=None)
+        confirmed = await db.scalar(
+            select(GuardianConsent.id)
+            .where(GuardianConsent.resident_id == resident_id, GuardianConsent.confirmed_by_staff_id.is_not(None))
+            .order_by(GuardianConsent.recorded_at.desc())
+            .limit(1)
+        )
+        return GuardianRule(minor=True, confirmed_guardian_consent_id=confirmed)
 
     async def resident_overview(self, db: AsyncSession, resident_id: str) -> dict[str, Any] | None:
         resident = await self.resident(db, resident_id)

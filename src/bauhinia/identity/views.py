@@ -282,15 +282,14 @@ async def sign_out(request: Request, db: SessionDep) -> RedirectResponse:
     manager = session_manager(request)
     row = await manager.load(request, db, SessionKind.RESIDENT)
     if row is not None:
-        after_commit = []
         if row.principal_id:
             await identity_service(request).record_sign_out(db, row.principal_id)
-            # Other domains end what hangs on the session (the OpenID provider's grants) in this transaction.
-            after_commit = [await hook(request, db, row) for hook in request.app.state.sign_out_hooks]
+            # Other domains end what hangs on the session (the OpenID provider's grants) in this transaction;
+            # what they must tell others (logout tokens) goes to the outbox, committed with it.
+            for hook in request.app.state.sign_out_hooks:
+                await hook(request, db, row)
         await manager.end(request, db, row)
         await db.commit()
-        for follow_up in after_commit:
-            follow_up()
     return redirect("/?signed_out=1")
 
 

@@ -6,15 +6,13 @@ becomes ``name``, ``family_name``, ``given_name`` and ``name#zh-Hant``.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from bauhinia.core.i18n import N_
+from bauhinia.core.keys import pairwise_identifier
 from bauhinia.identity.service import AssuranceLevel, ResidentProfile
 
 
@@ -85,8 +83,7 @@ def claims_for(profile: ResidentProfile, items: Iterable[str]) -> dict[str, Any]
 
 def pairwise_subject(key: bytes, sector: str, resident_id: str) -> str:
     """OIDC Core §8.1: the same resident gets unrelated identifiers in unrelated sectors."""
-    digest = hmac.new(key, f"{sector}\x00{resident_id}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return pairwise_identifier(key, sector, resident_id)
 
 
 def achieved_acr(profile: ResidentProfile, amr: Iterable[str]) -> str:

@@ -2,27 +2,24 @@
 
 Grants, codes and tokens; userinfo, introspection, revocation; remembered consents;
 back-channel logout. Every security event goes to the audit log in the transaction of
-the change it describes.
+the change it describes; back-channel logout tokens go to the outbox in the transaction that ends the
+session, and the outbox's worker delivers them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-import httpx
-import structlog
 from fastapi import Request
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bauhinia.core import audit
+from bauhinia.core import audit, outbox
 from bauhinia.core.database import utcnow
 from bauhinia.core.keys import KeyRing, Purpose
 from bauhinia.identity.service import IdentityService
@@ -63,10 +60,9 @@ from bauhinia.oidc.tokens import (
     opaque,
 )
 
-log = structlog.get_logger(__name__)
 DPOP_REPLAY_WINDOW = timedelta(seconds=PROOF_MAX_AGE + PROOF_MAX_SKEW)
 REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # secrets.token_urlsafe: the ids of authorization requests
-BACKCHANNEL_ATTEMPTS = 3
+BACKCHANNEL_LOGOUT_KIND = "oidc.backchannel_logout"  # the outbox messages that carry logout tokens
 # The scope of the platform's operator clients (the operator and exchange registration APIs).
 OPERATOR_SCOPE = "bauhinia.operator"
 
@@ -114,7 +110,6 @@ class OidcService:
         self.nonces = NonceSource(keyring.derive(Purpose.DPOP_NONCE))
         self.persist_client_credentials_tokens = persist_client_credentials_tokens
         self.require_dpop_nonce = require_dpop_nonce
-        self.background: set[asyncio.Task[None]] = set()
         self.ledger = ledger
 
     @property
@@ -566,13 +561,14 @@ class OidcService:
 
     # --- logout -----------------------------------------------------------------------------------
 
-    async def end_resident_session(self, db: AsyncSession, resident_id: str, sid: str | None) -> list[tuple[str, str]]:
-        """Revoke the grants of this browser session; the logout tokens to send once committed."""
+    async def end_resident_session(self, db: AsyncSession, resident_id: str, sid: str | None) -> None:
+        """Revoke the grants of this browser session and put a logout token for each client that asked for
+        one in the outbox (OIDC Back-Channel Logout 1.0 §2.5), in the caller's transaction: the tokens
+        exist if and only if the session's end is committed, and the outbox's worker sends them."""
         if sid is None:
-            return []
+            return
         await self.keys.refresh(db)
         grants = (await db.scalars(select(Grant).where(Grant.sid == sid, Grant.resident_id == resident_id))).all()
-        deliveries: list[tuple[str, str]] = []
         notified: set[str] = set()
         for grant in grants:
             client = await self.clients.get(db, grant.client_id)
@@ -581,7 +577,14 @@ class OidcService:
             if client is None or not client.metadata.backchannel_logout_uri or client.client_id in notified:
                 continue
             notified.add(client.client_id)
-            deliveries.append((client.metadata.backchannel_logout_uri, self.logout_token(client, resident_id, sid)))
+            await outbox.enqueue(
+                db,
+                kind=BACKCHANNEL_LOGOUT_KIND,
+                url=client.metadata.backchannel_logout_uri,
+                body=urlencode({"logout_token": self._logout_token(client, resident_id, sid)}),
+                content_type="application/x-www-form-urlencoded",
+                expires_in=LOGOUT_TOKEN_LIFETIME,  # retrying an expired token is pointless: the client refuses it
+            )
         await audit.record(
             db,
             "oidc.session_ended",
@@ -589,9 +592,8 @@ class OidcService:
             subject=f"resident:{resident_id}",
             data={"clients": sorted(notified)},
         )
-        return deliveries
 
-    def logout_token(self, client: Client, resident_id: str, sid: str) -> str:
+    def _logout_token(self, client: Client, resident_id: str, sid: str) -> str:
         now = now_seconds()
         claims = {
             "iss": self.issuer,
@@ -604,13 +606,6 @@ class OidcService:
             "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
         }
         return self.signer.sign(claims, typ="logout+jwt")
-
-    def deliver_logout_tokens(self, deliveries: Sequence[tuple[str, str]]) -> None:
-        """Send each logout token in the background (after the commit): a slow client delays no one."""
-        for uri, token in deliveries:
-            task = asyncio.create_task(_deliver(uri, token))
-            self.background.add(task)
-            task.add_done_callback(self.background.discard)
 
     async def id_token_hint(self, db: AsyncSession, hint: str) -> dict[str, Any] | None:
         """The claims of an ID token we issued (expired ones too: OIDC RP-Initiated Logout §2)."""
@@ -636,20 +631,6 @@ class OidcService:
             result = await db.execute(delete(model).where(column <= now))
             removed += int(result.rowcount or 0)  # type: ignore[attr-defined]
         return removed
-
-
-async def _deliver(uri: str, token: str) -> None:
-    async with httpx.AsyncClient(timeout=5.0, follow_redirects=False) as http:
-        for attempt in range(BACKCHANNEL_ATTEMPTS):
-            try:
-                response = await http.post(uri, data={"logout_token": token})
-                if response.status_code in (200, 204):
-                    log.info("backchannel_logout_delivered", uri=uri)
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.5 * 2**attempt)
-    log.warning("backchannel_logout_failed", uri=uri)
 
 
 def sector_of(client: Client) -> str:

@@ -362,11 +362,11 @@ _STATE_ENCODED = re.compile(r"[A-Za-z0-9_.~%-]*")  # what quote(state, safe="") 
 
 
 async def end_session(request: Request, db: AsyncSession, session: WebSession) -> None:
-    """End the resident's browser session and tell every client that holds it (back-channel)."""
-    send_logout_tokens = await sign_out_hook(request, db, session)
+    """End the resident's browser session and tell every client that holds it (back-channel, through the
+    outbox: the logout tokens are committed with the session's end)."""
+    await sign_out_hook(request, db, session)
     await session_manager(request).end(request, db, session)
     await db.commit()
-    send_logout_tokens()
 
 
 # --- the resident's connected services ----------------------------------------------------------------
@@ -399,9 +399,8 @@ async def withdraw(request: Request, db: SessionDep, client_id: str, resident: A
     return redirect("/account/services?notice=" + ("withdrawn" if withdrawn else "unchanged"))
 
 
-async def sign_out_hook(request: Request, db: AsyncSession, session: WebSession) -> Callable[[], None]:
-    """Called by the sign-out page in its transaction: revoke the session's grants; send logout tokens after."""
-    service = oidc_service(request)
+async def sign_out_hook(request: Request, db: AsyncSession, session: WebSession) -> None:
+    """Called by the sign-out page in its transaction: revoke the session's grants and put the logout
+    tokens in the outbox (sent once the transaction commits)."""
     assert session.principal_id is not None
-    deliveries = await service.end_resident_session(db, session.principal_id, session.state.get("sid"))
-    return lambda: service.deliver_logout_tokens(deliveries)
+    await oidc_service(request).end_resident_session(db, session.principal_id, session.state.get("sid"))
