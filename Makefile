@@ -13,7 +13,7 @@ RP_MODULES := $(RP)/node_modules/.package-lock.json
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup demo serve test lint typecheck check browsers messages clean bench bench-oidc
+.PHONY: setup demo serve test lint typecheck check browsers messages clean bench bench-oidc bench-exchange
 
 setup: $(STAMP) $(STATIC) $(COMPILED) $(RP_MODULES)
 
@@ -75,6 +75,13 @@ bench: setup
 # Debian's wrk (installed when missing) against PostgreSQL on 127.0.0.1:5432.
 bench-oidc: setup
 	$(PY) bench/run.py oidc_token
+
+# Complete data requests through the exchange gateway (bauhinia serve on core 0) to two demo providers
+# (their own process on core 1), against the same consumer calling them directly; SQLite unless
+# BAUHINIA_BENCH_DATABASE_URL names a PostgreSQL database. BENCH_ARGS: --seconds, --concurrency, --profile.
+BENCH_ARGS ?=
+bench-exchange: setup
+	$(PY) bench/exchange.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) frontend/node_modules bench/node/node_modules $(RP)/node_modules src/bauhinia/core/static/vendor

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ("signin", "oidc_token")
+MODULES = ("signin", "oidc_token", "exchange")
 
 
 def main(argv: list[str]) -> int:

@@ -139,6 +139,11 @@ def _print_welcome(url: str, accounts: list[object], data_dir: Path) -> None:
         "Immigration, Inland Revenue, Transport (providers) and Housing (consumer)"
     )
     out.print(
+        f"\n[bold]Try the data exchange[/bold]: {url}/demo/housing/apply — the Housing Department's application "
+        "fills itself in from other departments' records once you consent (sign in as chan.taiman@…); "
+        f"then see {url}/account/consents and {url}/account/data-use"
+    )
+    out.print(
         "\nAdd a key to an authenticator app, or print the current code: "
         f"bauhinia demo-code LOGIN --data-dir {data_dir}"
     )

@@ -380,3 +380,21 @@ async def test_a_resident_change_reaches_the_consumer_as_a_signed_webhook(exchan
     assert [url for url, _ in received] == [f"{PUBLIC_URL}/demo/housing/exchange/webhook"]
     event = gateway_claims(exchange.app, received[0][1].decode(), "exchange-event+jwt")
     assert (event["consent_id"], event["status"]) == (consent_id, "PAUSED")
+
+
+async def test_a_slow_provider_holds_no_lock_on_the_platform(exchange: Exchange) -> None:
+    """While a provider is slow to answer, the rest of the platform writes as usual: no transaction (on
+    SQLite, the database's write lock) is held across the calls to providers."""
+    exchange.app.state.exchange.forwarder.timeout = 3
+    consent_id = await exchange.active_consent(await adult(exchange.app), mode="period", max_fetches=5)
+    exchange.providers[TD].behaviour = "hang"
+    slow = asyncio.create_task(exchange.fetch(consent_id))
+    for _ in range(500):  # until the request is out to the providers (at most 5 s)
+        if exchange.providers[IMMD].seen:
+            break
+        await asyncio.sleep(0.01)
+    another = await asyncio.wait_for(exchange.request_consent(), timeout=2)  # a write, meanwhile
+    assert another.status_code == 201
+    assert not slow.done()
+    answer = await slow
+    assert {r["provider"]: r["status"] for r in answer.json()["results"]}[TD] == "timeout"

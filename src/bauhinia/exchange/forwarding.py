@@ -109,8 +109,12 @@ class Forwarder:
             raise ConsentRefused(422, f"Not consented: {', '.join(outside)}.", "items")
         last_fetch = await self._count_fetch(db, consent)
         await self.oidc.keys.refresh(db)
+        providers = {p: await db.get(MemberSystem, p) for p in {i["provider"] for i in consent.items}}
+        # No transaction stays open while providers answer: on SQLite it would hold the write lock (every
+        # write on the platform would wait for the slowest provider), on PostgreSQL a pooled connection.
+        await db.commit()
         request_id, now = str(uuid.uuid4()), utcnow()
-        shares = await self._shares(db, consent, consumer, sorted(set(items)), request_id, now)
+        shares = self._shares(consent, consumer, providers, sorted(set(items)), request_id, now)
         await asyncio.gather(*(self._forward(share, consumer) for share in shares))
         outcomes = [s.outcome() for s in shares]
         receipt = self.oidc.signer.sign(
@@ -135,8 +139,8 @@ class Forwarder:
         )
 
     async def _count_fetch(self, db: AsyncSession, consent: Consent) -> bool:
-        """Count the fetch, atomically with the checks, so a burst cannot exceed the consent. True when
-        this fetch was the last one the consent allows (it is then EXPIRED)."""
+        """Count the fetch, atomically with the checks, so a burst cannot exceed the consent (the caller
+        commits). True when this fetch was the last one the consent allows (it is then EXPIRED)."""
         now = utcnow()
         used_up = Consent.fetches + 1 >= Consent.max_fetches
         counted = await db.execute(
@@ -155,8 +159,8 @@ class Forwarder:
             .returning(Consent.status)
         )
         status = counted.scalar_one_or_none()
-        await db.commit()
         if status is None:
+            await db.rollback()
             await db.refresh(consent)
             current = consent.status
             if current == ConsentStatus.ACTIVE.value:
@@ -164,11 +168,11 @@ class Forwarder:
             raise ConsentRefused(409, f"The consent is {current}: no data may be requested under it.")
         return bool(status == ConsentStatus.EXPIRED.value)
 
-    async def _shares(
+    def _shares(
         self,
-        db: AsyncSession,
         consent: Consent,
         consumer: MemberSystem,
+        providers: dict[str, MemberSystem | None],
         items: list[str],
         request_id: str,
         now: datetime,
@@ -183,7 +187,7 @@ class Forwarder:
         consumer_key = consumer.encryption_jwks["keys"][0]
         shares = []
         for provider_id, provider_items in sorted(by_provider.items()):
-            provider = await db.get(MemberSystem, provider_id)
+            provider = providers[provider_id]
             assert provider is not None  # systems are disabled, never deleted
             claims = {
                 "iss": self.oidc.issuer,
