@@ -60,6 +60,16 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     assert "bauhinia_http_request_duration_seconds_bucket" in text
 
 
+async def test_mounted_apps_are_labelled_by_their_full_route(client: httpx.AsyncClient) -> None:
+    """The demo departments (a mounted app) and static files: labelled where they are, not as the root's."""
+    await client.get("/demo/housing/apply")
+    await client.get("/static/vendor/bauhinia.css")
+    text = (await client.get("/metrics")).text
+    assert 'route="/demo/housing/apply"' in text
+    assert 'route="/static"' in text
+    assert 'route="/housing/apply"' not in text
+
+
 async def test_openapi_document_is_valid_openapi_3_1(client: httpx.AsyncClient) -> None:
     response = await client.get("/openapi.json")
     assert response.status_code == 200

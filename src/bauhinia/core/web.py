@@ -52,6 +52,7 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        base = scope.get("root_path", "")  # routing into a mounted app extends it (see route_template)
         headers = dict(scope["headers"])
         offered_id = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = offered_id if REQUEST_ID_PATTERN.match(offered_id) else secrets.token_hex(12)
@@ -70,7 +71,7 @@ class EdgeMiddleware:
                 else "Invalid Content-Length header.",
             )
             await response(scope, receive, self._sender(send, state, status_holder, scope["path"]))
-            self._done(scope, status_holder["status"], started, request_id)
+            self._done(scope, status_holder["status"], started, request_id, base)
             return
 
         received = 0
@@ -92,7 +93,7 @@ class EdgeMiddleware:
             )
             await response(scope, receive, self._sender(send, state, status_holder, scope["path"]))
         finally:
-            self._done(scope, status_holder["status"], started, request_id)
+            self._done(scope, status_holder["status"], started, request_id, base)
 
     def _sender(self, send: Send, state: dict[str, Any], status_holder: dict[str, int], path: str) -> Send:
         async def wrapped(message: Message) -> None:
@@ -130,10 +131,9 @@ class EdgeMiddleware:
         if headers.get("content-type", "").startswith("text/html"):
             headers["cache-control"] = "no-store"
 
-    def _done(self, scope: Scope, status: int, started: float, request_id: str) -> None:
+    def _done(self, scope: Scope, status: int, started: float, request_id: str, base: str) -> None:
         elapsed = time.perf_counter() - started
-        route = scope.get("route")
-        template = getattr(route, "path", "unmatched")
+        template = route_template(scope, base)
         if self.observe is not None:
             self.observe(scope["method"], template, status, elapsed)
         log.info(
@@ -144,6 +144,17 @@ class EdgeMiddleware:
             status=status,
             duration_ms=round(elapsed * 1000, 2),
         )
+
+
+def route_template(scope: Scope, base: str) -> str:
+    """The label a request is counted and logged under: its route's template (never the raw path). Routing
+    into a mounted app (the demo departments, static files) extends ``root_path``: that mount point is part
+    of the label, so `/demo/housing/apply` is not counted as a `/housing/apply` of the platform's own."""
+    mount = scope.get("root_path", "")[len(base) :]
+    route = getattr(scope.get("route"), "path", None)
+    if route is not None:
+        return f"{mount}{route}"
+    return mount or "unmatched"
 
 
 def _cookie_header(cookie: PendingCookie) -> str:
