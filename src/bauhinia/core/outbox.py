@@ -386,10 +386,7 @@ class Deliverer:
         self.metrics.outbox_delivered.labels(message.kind).inc()
         log.info(
             "outbox_delivered",
-            message_id=message.id,
-            kind=message.kind,
-            host=_host(message.url),
-            attempts=message.attempts,
+            **_described(message),
         )
 
     async def _failed(self, message: _Claimed, outcome: _Outcome) -> None:
@@ -402,10 +399,7 @@ class Deliverer:
         await self._record(message, next_attempt_at=retry_at, last_error=_short(outcome.error))
         log.warning(
             "outbox_attempt_failed",
-            message_id=message.id,
-            kind=message.kind,
-            host=_host(message.url),
-            attempts=message.attempts,
+            **_described(message),
             error=outcome.error,
             retry_at=retry_at.isoformat(),
         )
@@ -418,10 +412,7 @@ class Deliverer:
         self.metrics.outbox_given_up.labels(message.kind).inc()
         log.error(
             "outbox_given_up",
-            message_id=message.id,
-            kind=message.kind,
-            host=_host(message.url),
-            attempts=message.attempts,
+            **_described(message),
             error=error or "deadline passed before this attempt",
         )
 
@@ -436,6 +427,11 @@ class Deliverer:
 
 def _short(error: str | None) -> str | None:
     return None if error is None else error[:MAX_ERROR_LENGTH]
+
+
+def _described(message: _Claimed) -> dict[str, Any]:
+    """What the logs say of a message: never its body, nor more of its URL than the host."""
+    return {"message_id": message.id, "kind": message.kind, "host": _host(message.url), "attempts": message.attempts}
 
 
 def _host(url: str) -> str:

@@ -22,7 +22,6 @@ from bauhinia.core.database import utcnow
 from bauhinia.exchange.models import Consent, DataItem, ExchangeRecord, Member, MemberSystem, Purpose
 from bauhinia.exchange.schemas import (
     CONSENT_ID_PATTERN,
-    FINAL_STATUSES,
     ConsentDetails,
     ConsentRequestBody,
     ConsentRequested,
@@ -100,8 +99,11 @@ class HistoryEntry:
     outcomes: list[dict[str, Any]]  # provider, provider_name, items, status
 
 
-def well_formed_consent_id(consent_id: str) -> bool:
-    return len(consent_id) == 36 and re.fullmatch(CONSENT_ID_PATTERN, consent_id) is not None
+async def _find(db: AsyncSession, consent_id: str) -> Consent | None:
+    """The consent, if the id could be one (ids that cannot exist are not looked up: PostgreSQL refuses NUL)."""
+    if len(consent_id) != 36 or re.fullmatch(CONSENT_ID_PATTERN, consent_id) is None:
+        return None
+    return await db.get(Consent, consent_id)
 
 
 def consent_details(row: Consent) -> ConsentDetails:
@@ -142,7 +144,7 @@ class ConsentDesk:
             )
         items = []
         for asked in body.items:
-            item = await _current_item(db, asked.id)
+            item = await current_item(db, asked.id)
             if item is None:
                 raise ConsentRefused(422, f"No data item {asked.id!r} in the catalogue.", "items")
             provider = await db.get(MemberSystem, item.provider_system_id)
@@ -188,7 +190,7 @@ class ConsentDesk:
 
     async def for_consumer(self, db: AsyncSession, consumer: MemberSystem, consent_id: str) -> Consent:
         """The consent if this consumer asked for it: anyone else is told there is none."""
-        row = await db.get(Consent, consent_id) if well_formed_consent_id(consent_id) else None
+        row = await _find(db, consent_id)
         if row is None or row.consumer_system_id != consumer.id:
             raise ConsentRefused(404, f"No consent {consent_id!r} for this system.")
         await self.expire_due(db, row)
@@ -207,7 +209,7 @@ class ConsentDesk:
 
     async def for_review(self, db: AsyncSession, consent_id: str, resident_id: str) -> ConsentView:
         """A pending request (anyone signed in may be the one it was sent to) or the resident's own consent."""
-        row = await db.get(Consent, consent_id) if well_formed_consent_id(consent_id) else None
+        row = await _find(db, consent_id)
         if row is None or (row.resident_id is not None and row.resident_id != resident_id):
             raise ConsentRefused(404, "There is no such consent request.")
         await self.expire_due(db, row)
@@ -224,7 +226,7 @@ class ConsentDesk:
         today: date,
     ) -> tuple[ConsentView, str]:
         """Approve (leaving out optional items) or decline a pending request; returns where to send the browser."""
-        row = await db.get(Consent, consent_id) if well_formed_consent_id(consent_id) else None
+        row = await _find(db, consent_id)
         if row is None or (row.resident_id is not None and row.resident_id != resident_id):
             raise ConsentRefused(404, "There is no such consent request.")
         await self.expire_due(db, row)
@@ -285,7 +287,7 @@ class ConsentDesk:
 
     async def change(self, db: AsyncSession, consent_id: str, resident_id: str, action: str) -> ConsentView:
         """The resident pauses, resumes or revokes; the consumer is told through the outbox."""
-        row = await db.get(Consent, consent_id) if well_formed_consent_id(consent_id) else None
+        row = await _find(db, consent_id)
         if row is None or row.resident_id != resident_id:
             raise ConsentRefused(404, "There is no such consent.")
         await self.expire_due(db, row)
@@ -314,17 +316,17 @@ class ConsentDesk:
         """Mark consents whose time has passed EXPIRED (all of them, or one), telling consumers of
         consents that were in use. Runs lazily wherever consents are read, and in ``bauhinia purge``."""
         now = utcnow()
-        due = or_(
-            (Consent.status == ConsentStatus.PENDING.value) & (Consent.request_expires_at <= now),
-            Consent.status.in_([ConsentStatus.ACTIVE.value, ConsentStatus.PAUSED.value]) & (Consent.valid_until <= now),
-        )
-        query = select(Consent).where(due)
         if row is not None:
-            if not _is_due(row, now):
-                return 0
-            query = query.where(Consent.id == row.id)
+            due_rows = [row] if _is_due(row, now) else []
+        else:
+            due = or_(  # _is_due, as SQL
+                (Consent.status == ConsentStatus.PENDING.value) & (Consent.request_expires_at <= now),
+                Consent.status.in_([ConsentStatus.ACTIVE.value, ConsentStatus.PAUSED.value])
+                & (Consent.valid_until <= now),
+            )
+            due_rows = list(await db.scalars(select(Consent).where(due).limit(1000)))
         expired = 0
-        for consent in await db.scalars(query.limit(1000)):
+        for consent in due_rows:
             was_in_use = consent.status != ConsentStatus.PENDING.value
             consent.status, consent.updated_at = ConsentStatus.EXPIRED.value, now
             if was_in_use:
@@ -468,7 +470,8 @@ def _remember(db: AsyncSession, row: Consent, event: str, items: list[str], *, a
     )
 
 
-async def _current_item(db: AsyncSession, item_id: str) -> DataItem | None:
+async def current_item(db: AsyncSession, item_id: str) -> DataItem | None:
+    """The current version of a catalogue item: its newest (publishing supersedes the one before)."""
     query = (
         select(DataItem)
         .where(DataItem.id == item_id, DataItem.superseded_at.is_(None))
@@ -479,7 +482,7 @@ async def _current_item(db: AsyncSession, item_id: str) -> DataItem | None:
 
 
 async def _title(db: AsyncSession, item_id: str, version: int | None) -> dict[str, str]:
-    item = await db.get(DataItem, (item_id, version)) if version is not None else await _current_item(db, item_id)
+    item = await db.get(DataItem, (item_id, version)) if version is not None else await current_item(db, item_id)
     return item.title if item is not None else {"en": item_id}
 
 
@@ -496,4 +499,4 @@ async def consumer_system(db: AsyncSession, client_id: str) -> MemberSystem:
     return system
 
 
-__all__ = ["FINAL_STATUSES", "ConsentDesk", "ConsentRefused", "ConsentView", "HistoryEntry", "consumer_system"]
+__all__ = ["ConsentDesk", "ConsentRefused", "ConsentView", "HistoryEntry", "consumer_system"]

@@ -109,7 +109,10 @@ class Forwarder:
             raise ConsentRefused(422, f"Not consented: {', '.join(outside)}.", "items")
         last_fetch = await self._count_fetch(db, consent)
         await self.oidc.keys.refresh(db)
-        providers = {p: await db.get(MemberSystem, p) for p in {i["provider"] for i in consent.items}}
+        asked = set(items)
+        providers = {
+            p: await db.get(MemberSystem, p) for p in {i["provider"] for i in consent.items if i["id"] in asked}
+        }
         # No transaction stays open while providers answer: on SQLite it would hold the write lock (every
         # write on the platform would wait for the slowest provider), on PostgreSQL a pooled connection.
         await db.commit()

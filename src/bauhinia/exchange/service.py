@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bauhinia.core import audit
 from bauhinia.core.database import utcnow
-from bauhinia.exchange.consents import ConsentDesk
+from bauhinia.exchange.consents import ConsentDesk, current_item
 from bauhinia.exchange.forwarding import Forwarder
 from bauhinia.exchange.models import DataItem, Member, MemberSystem, Purpose
 from bauhinia.exchange.schemas import (
@@ -273,7 +273,7 @@ class ExchangeService:
     async def publish_item(self, db: AsyncSession, item: DataItemPublication, *, actor: str) -> PublishedDataItem:
         """Publish an item, or a new version of it: the previous version is superseded but stays readable."""
         await self._active_system(db, item.provider_system_id, SystemRole.PROVIDER, "provider_system_id")
-        current = await self._current(db, item.id)
+        current = await current_item(db, item.id)
         if current is not None:
             if current.provider_system_id != item.provider_system_id:
                 raise invalid("provider_system_id", "An item stays with its provider: publish it under a new id.")
@@ -299,11 +299,6 @@ class ExchangeService:
         await db.commit()
         return item_view(row)
 
-    async def _current(self, db: AsyncSession, item_id: str) -> DataItem | None:
-        query = select(DataItem).where(DataItem.id == item_id).order_by(DataItem.version.desc()).limit(1)
-        row: DataItem | None = await db.scalar(query)
-        return row
-
     async def items(self, db: AsyncSession, *, include_superseded: bool = False) -> list[PublishedDataItem]:
         query = select(DataItem).order_by(DataItem.id, DataItem.version)
         if not include_superseded:
@@ -313,7 +308,7 @@ class ExchangeService:
     async def item(self, db: AsyncSession, item_id: str, version: int | None = None) -> PublishedDataItem:
         """The current version of an item, or the version named."""
         _well_formed(ITEM_ID_PATTERN, item_id, "data item")
-        row = await self._current(db, item_id) if version is None else await db.get(DataItem, (item_id, version))
+        row = await current_item(db, item_id) if version is None else await db.get(DataItem, (item_id, version))
         if row is None:
             raise not_found(f"data item {item_id!r}" + ("" if version is None else f" version {version}"))
         return item_view(row)

@@ -7,7 +7,7 @@ The pages only ever show names, items and outcomes: the gateway never holds a va
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -240,29 +240,21 @@ def history_rows(entries: list[HistoryEntry], language: str) -> list[dict[str, A
 
 def _entry_row(entry: HistoryEntry, language: str) -> dict[str, Any]:
     titles = dict(entry.items)
-    row = _row(entry.at, entry.event, entry, [in_language(title, language) for _, title in entry.items], language)
-    row["outcomes"] = [
-        {
-            "provider": in_language(outcome.get("provider_name") or {}, language),
-            "items": [in_language(titles.get(i, {"en": i}), language) for i in outcome.get("items", [])],
-            "status": outcome.get("status", "error"),
-            "colour": OUTCOME_COLOURS.get(str(outcome.get("status")), "red"),
-        }
-        for outcome in entry.outcomes
-    ]
-    return row
-
-
-def _row(
-    at: datetime, event: str, source: HistoryEntry | ConsentView, items: list[Words], language: str
-) -> dict[str, Any]:
     return {
-        "at": at,
-        "event": event,
-        "consumer": in_language(source.consumer_name, language),
-        "purpose": in_language(source.purpose_description, language),
-        "items": items,
-        "outcomes": [],
+        "at": entry.at,
+        "event": entry.event,
+        "consumer": in_language(entry.consumer_name, language),
+        "purpose": in_language(entry.purpose_description, language),
+        "items": [in_language(title, language) for _, title in entry.items],
+        "outcomes": [
+            {
+                "provider": in_language(outcome.get("provider_name") or {}, language),
+                "items": [in_language(titles.get(i, {"en": i}), language) for i in outcome.get("items", [])],
+                "status": outcome.get("status", "error"),
+                "colour": OUTCOME_COLOURS.get(str(outcome.get("status")), "red"),
+            }
+            for outcome in entry.outcomes
+        ],
     }
 
 
