@@ -17,15 +17,18 @@ import httpx
 from fastapi import FastAPI
 from joserfc import jwe, jws, jwt
 from joserfc.jwk import ECKey, KeySet
+from sqlalchemy import update
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bauhinia.exchange.demo import register_demo_members
+from bauhinia.exchange.models import MemberSystem
 from bauhinia.oidc.demo_clients import register_demo_clients
 from tests.conftest import PUBLIC_URL
 from tests.helpers import CSRF_PATTERN, TestResident, make_resident, sign_in
+from tests.in_loop import InLoopServer, serve_in_loop
 from tests.oidc_support import ASSERTION_TYPE, TOKEN_URL
 
 CONSUMER = "HK/GOV/HD/applications"
@@ -66,6 +69,10 @@ class TestProvider:
             return Response("Internal Server Error", status_code=500)
         if self.behaviour == "garbage":
             return Response(b"<html>\x00\xff not json", status_code=200, media_type="text/html")
+        if self.behaviour == "huge":
+            return JSONResponse({"response": "A" * (1024 * 1024 + 10)})
+        if self.behaviour == "redirect":
+            return Response(status_code=307, headers={"location": "http://127.0.0.1:9/elsewhere"})
         forwarded = (await request.json())["request"]
         claims = json.loads(jws.deserialize_compact(forwarded, self.gateway_keys, algorithms=["ES256"]).payload)
         self.seen.append(claims)
@@ -124,6 +131,13 @@ class Exchange:
     consumer_headers: dict[str, str]
     consumer_encryption_key: ECKey
     signed_in: str | None = None
+    served: InLoopServer | None = None  # the test providers, over real HTTP
+
+    async def aclose(self) -> None:
+        """Stop the providers and close the gateway's connections to them (the test app has no lifespan)."""
+        await self.app.state.exchange.forwarder.close()
+        if self.served is not None:
+            await self.served.aclose()
 
     async def request_consent(self, **overrides: Any) -> httpx.Response:
         body = {
@@ -210,9 +224,8 @@ async def demo_exchange(app: FastAPI, http: httpx.AsyncClient, data_dir: Path) -
         Route(f"/demo/{path}/exchange/data-requests", providers[system_id].answer, methods=["POST"])
         for system_id, path in PATHS.items()
     ]
-    app.state.exchange.forwarder.http = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=Starlette(routes=routes)), base_url=PUBLIC_URL
-    )
+    served = await serve_in_loop(Starlette(routes=routes))
+    await point_providers_at(app, served.base_url)
     consumer = member_file(data_dir, CONSUMER)
     return Exchange(
         app,
@@ -221,7 +234,25 @@ async def demo_exchange(app: FastAPI, http: httpx.AsyncClient, data_dir: Path) -
         providers,
         {"accept": "application/json", "Authorization": f"Bearer {token}"},
         ECKey.import_key(consumer["encryption_private_jwk"]),
+        served=served,
     )
+
+
+async def point_providers_at(app: FastAPI, base_url: str) -> None:
+    """The demo providers' registered data endpoints, moved to a server on 127.0.0.1 (test setup only)."""
+    for system_id in PATHS:
+        await point_provider_at(app, system_id, base_url)
+
+
+async def point_provider_at(app: FastAPI, system_id: str, base_url: str) -> None:
+    async with app.state.sessionmaker() as db:
+        await db.execute(
+            update(MemberSystem)
+            .where(MemberSystem.id == system_id)
+            .values(data_endpoint=f"{base_url}/demo/{PATHS[system_id]}/exchange")
+        )
+        await db.commit()
+    app.state.exchange.consents.systems.forget()
 
 
 async def adult(app: FastAPI) -> TestResident:

@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await deliverer.stop()
+            await application.state.exchange.forwarder.close()
             departments: Departments | None = getattr(application.state, "departments", None)
             if departments is not None:
                 await departments.aclose()

@@ -112,7 +112,7 @@ def ask(seeder: Seeder, registry: Registry, state: str) -> str:
 
     async def work(app: FastAPI) -> str:
         async with app.state.sessionmaker() as db:
-            consumer = await consumer_system(db, CLIENT_ID)
+            consumer = await consumer_system(db, app.state.exchange.consents.systems, CLIENT_ID)
             body = ConsentRequestBody.model_validate(
                 {
                     "purpose": PURPOSE_CODE,

@@ -42,8 +42,10 @@ from tests.exchange_support import (
     decide,
     demo_exchange,
     member_file,
+    point_providers_at,
 )
 from tests.helpers import CSRF_PATTERN, TestResident, make_resident, sign_in
+from tests.in_loop import serve_in_loop
 from tests.integration.support import title_of
 
 CHAN, WONG = "chan.taiman@demo.bauhinia.hk", "wong.siuming@demo.bauhinia.hk"
@@ -78,14 +80,17 @@ async def demo(app: FastAPI, client: httpx.AsyncClient, settings: Settings) -> A
     wong = await make_resident(app, email=WONG)
     async with app.state.sessionmaker() as db:
         await write_department_records(db, app.state.exchange, data_dir)
+    await exchange.aclose()  # the demo departments answer here instead of the test providers
+    served = await serve_in_loop(app)  # the gateway reaches the providers over real HTTP
+    await point_providers_at(app, served.base_url)
     to_app = httpx.ASGITransport(app=app, client=("192.0.2.10", 443))
-    app.state.exchange.forwarder.http = httpx.AsyncClient(transport=to_app, base_url=PUBLIC_URL)
     departments: Departments = app.state.departments
     departments.http = httpx.AsyncClient(transport=to_app, base_url=PUBLIC_URL, timeout=30)
     yield Demo(exchange, departments, data_dir, chan, wong)
     await departments.aclose()
     await departments.http.aclose()
-    await app.state.exchange.forwarder.http.aclose()
+    await app.state.exchange.forwarder.close()
+    await served.aclose()
 
 
 def subject_of(app: FastAPI, provider: str, resident: TestResident) -> str:

@@ -4,6 +4,7 @@ problem document, never a 500."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -106,12 +107,13 @@ CONSUMER_OPERATIONS = [
 
 
 @pytest.fixture
-async def consumer_exchange(app: FastAPI, client: httpx.AsyncClient, settings: Settings) -> Exchange:
+async def consumer_exchange(app: FastAPI, client: httpx.AsyncClient, settings: Settings) -> AsyncIterator[Exchange]:
     """The demo registry with a consent already approved, so generated ids sometimes name a real one."""
     exchange = await demo_exchange(app, client, Path(settings.data_dir))
     exchange.app.state.exchange.forwarder.timeout = 0.5
     await exchange.active_consent(await adult(app), mode="period", max_fetches=10_000)
-    return exchange
+    yield exchange
+    await exchange.aclose()
 
 
 @pytest.mark.parametrize(

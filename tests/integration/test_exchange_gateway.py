@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -39,16 +40,20 @@ from tests.exchange_support import (
     client_token,
     decide,
     demo_exchange,
+    point_provider_at,
 )
 from tests.helpers import sign_in
 from tests.integration.test_cli import env_for, invoke
 from tests.integration.test_exchange_catalogue import backend, jwks
 from tests.integration.test_outbox import deliverer_for
+from tests.servers import free_port
 
 
 @pytest.fixture
-async def exchange(app: FastAPI, client: httpx.AsyncClient, settings: Settings) -> Exchange:
-    return await demo_exchange(app, client, Path(settings.data_dir))
+async def exchange(app: FastAPI, client: httpx.AsyncClient, settings: Settings) -> AsyncIterator[Exchange]:
+    exchange = await demo_exchange(app, client, Path(settings.data_dir))
+    yield exchange
+    await exchange.aclose()
 
 
 def gateway_claims(app: FastAPI, token: str, typ: str) -> dict[str, Any]:
@@ -266,6 +271,9 @@ async def test_junk_consent_ids_are_problems_not_errors(exchange: Exchange, junk
         ("hang", "timeout", "did not answer"),
         ("500", "error", "HTTP 500"),
         ("garbage", "error", "not a valid signed response"),
+        ("huge", "error", "too large"),
+        ("redirect", "error", "HTTP 307"),  # never followed: the request is for this provider only
+        ("gone", "error", "could not be reached"),
         ("over-release", "error", "not asked for"),
         ("wrong-key", "error", "not a valid signed response"),
         ("wrong-hash", "error", "request_hash"),
@@ -278,6 +286,8 @@ async def test_a_failing_provider_gets_its_own_status_and_never_fails_the_others
     exchange.app.state.exchange.forwarder.timeout = 0.5
     consent_id = await exchange.active_consent(await adult(exchange.app))
     exchange.providers[TD].behaviour = behaviour
+    if behaviour == "gone":  # nothing listens at its endpoint any more
+        await point_provider_at(exchange.app, TD, f"http://127.0.0.1:{free_port()}")
     answer = await exchange.fetch(consent_id)
     assert answer.status_code == 200, answer.text
     results = {r["provider"]: r for r in answer.json()["results"]}

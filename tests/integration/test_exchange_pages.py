@@ -603,8 +603,10 @@ async def test_the_history_lists_every_consent_event_newest_first(
 
 
 @pytest.fixture
-async def demo(app: FastAPI, client: httpx.AsyncClient, settings: Settings) -> Exchange:
-    return await demo_exchange(app, client, Path(settings.data_dir))
+async def demo(app: FastAPI, client: httpx.AsyncClient, settings: Settings) -> AsyncIterator[Exchange]:
+    exchange = await demo_exchange(app, client, Path(settings.data_dir))
+    yield exchange
+    await exchange.aclose()
 
 
 async def demo_consent(demo: Exchange, browser: httpx.AsyncClient, include: tuple[str, ...] = (LICENCE, INCOME)) -> str:

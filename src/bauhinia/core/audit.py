@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -76,33 +76,51 @@ def event_hash(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    """An event to append (its sequence number, time and hashes are given when it is appended)."""
+
+    event_type: str
+    actor: str
+    subject: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
 async def record(
     session: AsyncSession, event_type: str, *, actor: str, subject: str, data: dict[str, Any] | None = None
 ) -> int:
-    """Append an event in the caller's transaction; it is durable when the caller commits. Returns its seq.
+    """Append an event in the caller's transaction; it is durable when the caller commits. Returns its seq."""
+    return (await record_many(session, [AuditEntry(event_type, actor, subject, dict(data or {}))]))[0]
 
-    Two statements, run at once (not through the ORM's unit of work): lock and read the head,
-    insert the event. The insert advances the head in the same statement: a trigger on
-    audit_events (migration 0002) sets audit_head to the event just inserted.
+
+async def record_many(session: AsyncSession, entries: list[AuditEntry]) -> list[int]:
+    """Append events in order, in the caller's transaction (a group commit's batch). Returns their seqs.
+
+    Two statements whatever the number of events, run at once (not through the ORM's unit of work):
+    lock and read the head, insert the events. The insert advances the head in the same statement: a
+    trigger on audit_events (migration 0002) sets audit_head to each event as it is inserted.
     """
-    payload = dict(data or {})
     prev_seq, prev_hash = await _locked_head(session)
-    seq = prev_seq + 1
     at = utcnow()
-    await session.execute(
-        _INSERT_EVENT,
-        {
-            "seq": seq,
-            "at": at,
-            "event_type": event_type,
-            "actor": actor,
-            "subject": subject,
-            "data": payload,
-            "prev_hash": prev_hash,
-            "hash": event_hash(seq, at, event_type, actor, subject, payload, prev_hash),
-        },
-    )
-    return seq
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        seq = prev_seq + 1
+        digest = event_hash(seq, at, entry.event_type, entry.actor, entry.subject, entry.data, prev_hash)
+        rows.append(
+            {
+                "seq": seq,
+                "at": at,
+                "event_type": entry.event_type,
+                "actor": entry.actor,
+                "subject": entry.subject,
+                "data": entry.data,
+                "prev_hash": prev_hash,
+                "hash": digest,
+            }
+        )
+        prev_seq, prev_hash = seq, digest
+    await session.execute(_INSERT_EVENT, rows)
+    return [row["seq"] for row in rows]
 
 
 async def _locked_head(session: AsyncSession) -> tuple[int, str]:

@@ -9,6 +9,7 @@ credentials ``bauhinia demo`` wrote to ``<data-dir>/members/``; nothing here imp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
@@ -95,13 +96,22 @@ class Departments(Starlette):
     async def records(self, member_code: str, system_id: str) -> Mapping[str, Any]:
         """A provider's records by its subjects, ``<data-dir>/departments/<CODE>.json`` (read again when
         ``bauhinia demo`` rewrites it)."""
+        cached = self._records.get(member_code)
+        if cached is not None:
+            # A local file's stat takes microseconds: done here, unchanged records cost no trip to a
+            # thread (measured: the trip was 13.6 % of the providers' CPU, bench/exchange.py).
+            with contextlib.suppress(OSError):
+                if _version(self._records_path(member_code)) == cached[0]:
+                    return cached[1]
         return await asyncio.to_thread(self._read_records, member_code, system_id)
 
+    def _records_path(self, member_code: str) -> Path:
+        return self.data_dir / "departments" / f"{member_code}.json"
+
     def _read_records(self, member_code: str, system_id: str) -> Mapping[str, Any]:
-        path = self.data_dir / "departments" / f"{member_code}.json"
+        path = self._records_path(member_code)
         try:
-            stat = path.stat()
-            version = (stat.st_mtime_ns, stat.st_size)
+            version = _version(path)
             cached = self._records.get(member_code)
             if cached is not None and cached[0] == version:
                 return cached[1]
@@ -154,3 +164,9 @@ async def index(request: Request) -> Response:
 def create_departments(data_dir: Path, gateway: str, *, http: httpx.AsyncClient | None = None) -> Departments:
     """The demo departments, calling the gateway at ``gateway`` (its public URL) over HTTP."""
     return Departments(data_dir, gateway, http=http)
+
+
+def _version(path: Path) -> tuple[int, int]:
+    """What changes when a file is rewritten."""
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size

@@ -52,7 +52,7 @@ async def consumer(request: Request, db: SessionDep) -> MemberSystem:
     """The active consumer system the calling client speaks for."""
     client_id = await calling_client(request, db)
     with problems():
-        return await consumer_system(db, client_id)
+        return await consumer_system(db, exchange_service(request).consents.systems, client_id)
 
 
 Reader = Annotated[str, Depends(reader)]

@@ -8,6 +8,7 @@ change; a change the consumer must hear of puts a signed event in the outbox in 
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -35,6 +36,7 @@ REQUEST_LIFETIME = timedelta(minutes=15)
 ARTEFACT_TYP = "consent+jwt"
 EVENT_TYP = "exchange-event+jwt"
 WEBHOOK_KIND = "exchange.webhook"
+SYSTEM_CACHE_SECONDS = 5.0
 
 
 class ConsentRefused(Exception):
@@ -131,6 +133,7 @@ class ConsentDesk:
 
     def __init__(self, oidc: OidcService) -> None:
         self.oidc = oidc
+        self.systems = RecentSystems()
 
     # --- the consumer's side ----------------------------------------------------------------------
 
@@ -491,12 +494,52 @@ async def member_name(db: AsyncSession, system_id: str) -> dict[str, str]:
     return member.name if member is not None else {"en": system_id}
 
 
-async def consumer_system(db: AsyncSession, client_id: str) -> MemberSystem:
+class RecentSystems:
+    """Member systems as read at most ``SYSTEM_CACHE_SECONDS`` ago, for the data path.
+
+    Every data request needs its consumer's row and each provider's; they change only when an operator
+    registers or disables a system. Read each time, they were three of a data request's ten statements
+    (bench/exchange.py). A disabled system is refused by this process at once and by every other node
+    within the cache's lifetime. The rows kept are detached copies: a row still attached to the session
+    that read it would be expired by that session's rollback under another request's feet.
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, tuple[float, MemberSystem | None]] = {}
+        self._by_client: dict[str, tuple[float, MemberSystem | None]] = {}
+
+    async def get(self, db: AsyncSession, system_id: str) -> MemberSystem | None:
+        return await self._read(db, self._by_id, system_id, MemberSystem.id == system_id)
+
+    async def of_client(self, db: AsyncSession, client_id: str) -> MemberSystem | None:
+        return await self._read(db, self._by_client, client_id, MemberSystem.client_id == client_id)
+
+    def forget(self) -> None:
+        """Drop every copy (this process changed a system)."""
+        self._by_id.clear()
+        self._by_client.clear()
+
+    async def _read(
+        self, db: AsyncSession, recent: dict[str, tuple[float, MemberSystem | None]], key: str, where: Any
+    ) -> MemberSystem | None:
+        kept = recent.get(key)
+        if kept is not None and time.monotonic() - kept[0] < SYSTEM_CACHE_SECONDS:
+            return kept[1]
+        row = await db.scalar(select(MemberSystem).where(where).execution_options(populate_existing=True))
+        if row is not None:
+            db.expunge(row)
+        if len(recent) > 10_000:  # bounded: client ids come from requests
+            recent.clear()
+        recent[key] = (time.monotonic(), row)
+        return row
+
+
+async def consumer_system(db: AsyncSession, systems: RecentSystems, client_id: str) -> MemberSystem:
     """The active consumer system this OpenID client speaks for, or a 403."""
-    system: MemberSystem | None = await db.scalar(select(MemberSystem).where(MemberSystem.client_id == client_id))
+    system = await systems.of_client(db, client_id)
     if system is None or system.disabled_at is not None or SystemRole.CONSUMER.value not in system.roles:
         raise ConsentRefused(403, "This client does not speak for an active consumer system.")
     return system
 
 
-__all__ = ["ConsentDesk", "ConsentRefused", "ConsentView", "HistoryEntry", "consumer_system"]
+__all__ = ["ConsentDesk", "ConsentRefused", "ConsentView", "HistoryEntry", "RecentSystems", "consumer_system"]

@@ -188,6 +188,7 @@ class ExchangeService:
             )
             await audit.record(db, "exchange.member_disabled", actor=actor, subject=f"member:{member_id}")
         await db.commit()
+        self.consents.systems.forget()
         return await self.member(db, member_id)
 
     # --- systems ----------------------------------------------------------------------------------
@@ -221,6 +222,7 @@ class ExchangeService:
             data={"roles": row.roles, "client_id": system.client_id},
         )
         await db.commit()
+        self.consents.systems.forget()  # it may have been looked up, and remembered absent, a moment ago
         return system_view(row)
 
     async def _check_client(self, db: AsyncSession, client_id: str) -> None:
@@ -259,6 +261,7 @@ class ExchangeService:
         if changed.rowcount:  # type: ignore[attr-defined]
             await audit.record(db, "exchange.system_disabled", actor=actor, subject=f"system:{system_id}")
         await db.commit()
+        self.consents.systems.forget()
         return await self.system(db, system_id)
 
     async def _active_system(self, db: AsyncSession, system_id: str, role: SystemRole, location: str) -> None:

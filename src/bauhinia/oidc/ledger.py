@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bauhinia.core.database import run_write_on_sqlite_thread
 from bauhinia.oidc.models import IssuedAccessToken
 
 ACCESS_TOKENS: Table = IssuedAccessToken.__table__  # type: ignore[assignment]
@@ -38,9 +39,8 @@ MAX_BATCH = 2000
 WRITERS = {"postgresql": 2, "sqlite": 1}
 
 
-def _sqlite_batch(connection: Any, statement: str, rows: list[tuple[Any, ...]]) -> None:
+def _sqlite_batch(raw: sqlite3.Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
     """On aiosqlite's thread: one immediate transaction for the batch."""
-    raw: sqlite3.Connection = connection._conn
     raw.execute("BEGIN IMMEDIATE")
     try:
         raw.executemany(statement, rows)
@@ -92,9 +92,9 @@ class TokenLedger:
             ]
         converted = [tuple(f(v) if f else v for f, v in zip(self._convert, row, strict=True)) for row in rows]
         async with self.engine.connect() as connection:
-            driver = (await connection.get_raw_connection()).driver_connection
             if dialect.name == "postgresql":
+                driver = (await connection.get_raw_connection()).driver_connection
                 async with driver.transaction():  # type: ignore[union-attr]
                     await driver.executemany(INSERT_POSTGRESQL, converted)  # type: ignore[union-attr]
             else:
-                await driver._execute(_sqlite_batch, driver, INSERT_SQLITE, converted)  # type: ignore[union-attr]
+                await run_write_on_sqlite_thread(connection, _sqlite_batch, INSERT_SQLITE, converted)
