@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,7 +44,8 @@ async def test_concurrent_writes_share_transactions_and_all_are_committed_in_ord
     assert await stored_subjects(app) == [f"n:{n}" for n in range(60)]
     async with app.state.sessionmaker() as db:
         report = await audit.verify_chain(db)
-    assert report.ok and report.events == 60
+    assert report.ok
+    assert report.events == 60
 
 
 async def test_a_write_that_fails_fails_only_its_own_request(app: FastAPI) -> None:
