@@ -13,7 +13,7 @@ RP_MODULES := $(RP)/node_modules/.package-lock.json
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup demo serve test lint typecheck check browsers messages clean bench bench-oidc bench-exchange
+.PHONY: setup demo serve test lint typecheck check browsers messages clean bench bench-oidc bench-exchange bench-eproof
 
 setup: $(STAMP) $(STATIC) $(COMPILED) $(RP_MODULES)
 
@@ -82,6 +82,9 @@ bench-oidc: setup
 BENCH_ARGS ?=
 bench-exchange: setup
 	$(PY) bench/exchange.py $(BENCH_ARGS)
+
+bench-eproof: setup
+	$(PY) bench/eproof.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) frontend/node_modules bench/node/node_modules $(RP)/node_modules src/bauhinia/core/static/vendor

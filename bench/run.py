@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ("signin", "oidc_token", "exchange")
+MODULES = ("signin", "oidc_token", "exchange", "eproof")
 
 
 def main(argv: list[str]) -> int:

@@ -30,6 +30,7 @@ class Purpose(StrEnum):
     PAIRWISE_SUBJECT = "bauhinia/oidc-pairwise-subject/v1"
     DPOP_NONCE = "bauhinia/oidc-dpop-nonce/v1"
     EXCHANGE_SUBJECT = "bauhinia/exchange-provider-subject/v1"
+    EPROOF_LOG_KEY = "bauhinia/eproof-log-key/v1"  # the transparency log's Ed25519 signing key
 
 
 def pairwise_identifier(key: bytes, sector: str, principal: str) -> str:

@@ -36,6 +36,7 @@ from bauhinia.exchange.schemas import (
     RegisteredSystem,
     SystemRegistration,
     SystemRole,
+    checked_json_schema,
     member_of,
 )
 from bauhinia.oidc.service import OidcService
@@ -342,6 +343,21 @@ class ExchangeService:
         await db.commit()
         return purpose_view(row)
 
+    # --- for other domains ------------------------------------------------------------------------
+
+    async def active_member(self, db: AsyncSession, member_id: str) -> RegisteredMember | None:
+        """The member, if it is registered and not disabled."""
+        row = await db.get(Member, member_id)
+        return member_view(row) if row is not None and row.disabled_at is None else None
+
+    async def member_of_client(self, db: AsyncSession, client_id: str) -> str | None:
+        """The active member an OpenID client speaks for (through one of its active systems), or None."""
+        system = await self.consents.systems.of_client(db, client_id)
+        if system is None or system.disabled_at is not None:
+            return None
+        member = await db.get(Member, system.member_id)
+        return member.id if member is not None and member.disabled_at is None else None
+
     async def purposes(self, db: AsyncSession) -> list[RegisteredPurpose]:
         return [purpose_view(r) for r in await db.scalars(select(Purpose).order_by(Purpose.code))]
 
@@ -356,3 +372,13 @@ class ExchangeService:
 def exchange_service(request: Request) -> ExchangeService:
     service: ExchangeService = request.app.state.exchange
     return service
+
+
+__all__ = [
+    "ITEM_ID_PATTERN",
+    "MEMBER_ID_PATTERN",
+    "ExchangeError",
+    "ExchangeService",
+    "checked_json_schema",
+    "exchange_service",
+]
