@@ -25,6 +25,8 @@ from bauhinia.core.outbox import Deliverer
 from bauhinia.core.sessions import SessionManager
 from bauhinia.core.web import CsrfFailure, EdgeMiddleware, Templates, templates_of, translator_of
 from bauhinia.demo import Departments, create_departments
+from bauhinia.eproof import api as eproof_api
+from bauhinia.eproof.service import EproofService
 from bauhinia.exchange import api as exchange_api
 from bauhinia.exchange import views as exchange_views
 from bauhinia.exchange.service import ExchangeService
@@ -110,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         require_dpop_nonce=settings.oidc_dpop_nonce,
     )
     app.state.exchange = ExchangeService(app.state.oidc, provider_timeout=settings.exchange_provider_timeout)
+    app.state.eproof = EproofService(keyring, settings.public_url, app.state.identity, app.state.exchange)
     app.state.sign_out_hooks = [oidc_views.sign_out_hook]
     install_error_handlers(app)
     _install_guard_handlers(app)
@@ -125,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(operator_api.router)
     app.include_router(exchange_api.router)
     app.include_router(exchange_views.router)
+    app.include_router(eproof_api.router)
     app.include_router(oidc_views.endpoint_router)
     app.include_router(oidc_views.router)
     app.add_middleware(oidc_api.TokenFastPath, application=app)

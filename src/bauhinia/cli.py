@@ -106,9 +106,10 @@ def demo(
 async def _seed(application: object, settings: Settings) -> list[object]:
     from datetime import date
 
+    from bauhinia.eproof.demo import issue_demo_credentials, register_demo_types
     from bauhinia.exchange.demo import register_demo_members, write_department_records
     from bauhinia.oidc.demo_clients import register_demo_clients
-    from bauhinia.seed import seed_demo
+    from bauhinia.seed import demo_identity_numbers, seed_demo
 
     state = application.state  # type: ignore[attr-defined]
     async with state.sessionmaker() as db:
@@ -116,6 +117,14 @@ async def _seed(application: object, settings: Settings) -> list[object]:
         await register_demo_clients(db, state.oidc, settings.data_dir)
         await register_demo_members(db, state.exchange, settings.data_dir)
         await write_department_records(db, state.exchange, settings.data_dir)
+        await register_demo_types(db, state.eproof)
+        with Progress(TextColumn("Issuing the demo's e-Proof credentials"), BarColumn(), MofNCompleteColumn()) as bar:
+            task = bar.add_task("issuing")
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            await issue_demo_credentials(db, state.engine, state.eproof, demo_identity_numbers(), advance)
     await state.engine.dispose()
     return list(accounts)
 

@@ -133,3 +133,8 @@ def _write_private(path: Path, content: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
     path.write_text(content)
+
+
+def demo_identity_numbers() -> dict[str, str]:
+    """The demo residents' identity card numbers, by first word of their email (for e-Proof's seed)."""
+    return {form.email.split(".", 1)[0]: form.id_number for form, _, _ in _residents(date.today())}

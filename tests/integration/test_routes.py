@@ -57,10 +57,20 @@ PUBLIC = {
     ("POST", "/oidc/logout"),
     ("POST", "/oidc/logout/confirm"),
     ("GET", "/oidc/interaction/{interaction_id}"),
+    # e-Proof: what anyone verifying a credential needs, without signing in.
+    ("GET", "/.well-known/bauhinia-eproof"),
+    ("GET", "/api/eproof/credential-types"),
+    ("GET", "/eproof/log/checkpoint"),
+    ("GET", "/eproof/log/tile/{path:path}"),
+    ("GET", "/eproof/log/consistency"),
+    ("GET", "/eproof/credentials/{credential_id}/proof"),
+    ("GET", "/eproof/status/{list_id}"),
+    ("GET", "/eproof/issuers/{member_id:path}"),
+    ("GET", "/eproof/types/{type_id}"),
 }
 # Routes guarded by an access token rather than a browser session: anonymous callers get a 401 with
 # a Bearer challenge.
-TOKEN_PROTECTED_PREFIXES = ("/api/operator/", "/api/exchange/")
+TOKEN_PROTECTED_PREFIXES = ("/api/operator/", "/api/exchange/", "/api/eproof/")
 # HTML pages anyone may open; each must render, with a title, in every language.
 PUBLIC_PAGES = ["/", "/register", "/signin", "/recover", "/staff/signin"]
 PATH_PARAMETERS = {
@@ -74,6 +84,10 @@ PATH_PARAMETERS = {
     "item_id": "none.nothing",
     "code": "none.nothing",
     "consent_id": "00000000-0000-4000-8000-000000000000",
+    "credential_id": "00000000-0000-4000-8000-000000000000",
+    "list_id": "TD-1",
+    "path": "0/000",
+    "type_id": "td.driving-licence",
 }
 
 
