@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bauhinia.eproof.cli import eproof_app, verify_command
 from bauhinia.exchange.cli import exchange_app
 from bauhinia.oidc.cli import clients_app, keys_app
 from bauhinia.oneshot import run_with_app, settings_for
@@ -27,6 +28,8 @@ app.add_typer(staff_app, name="staff")
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
 app.add_typer(exchange_app, name="exchange")
+app.add_typer(eproof_app, name="eproof")
+app.command("verify")(verify_command)
 console = Console(stderr=True)
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]

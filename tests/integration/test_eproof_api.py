@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,10 +15,8 @@ from fastapi import FastAPI
 from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import select
 
-from bauhinia.eproof.demo import TYPES, register_demo_types
+from bauhinia.eproof.demo import TYPES
 from bauhinia.eproof.models import Credential, LogEntry
-from bauhinia.exchange.demo import register_demo_members
-from bauhinia.oidc.demo_clients import register_demo_clients
 from bauhinia.sdk import printed
 from bauhinia.sdk.sdjwt import credential_digest, present, verify_sd_jwt
 from bauhinia.sdk.status_list import status_reference, verify_status_list_token
@@ -31,57 +28,13 @@ from bauhinia.sdk.transparency import (
     verify_proof_bundle,
 )
 from bauhinia.settings import Settings
-from tests.exchange_support import client_token
-from tests.helpers import TestResident, make_resident
-
-LICENCE = {
-    "name_en": "TESTER, Ka Ming",
-    "name_zh": "測試家明",
-    "licence_number": "TKM000001",
-    "classes": ["1"],
-    "issued_on": "2024-01-02",
-    "expires_on": "2034-01-01",
-}
-
-
-class Departments:
-    def __init__(self, http: httpx.AsyncClient, data_dir: Path) -> None:
-        self.http, self.data_dir = http, data_dir
-        self.tokens: dict[str, str] = {}
-
-    async def headers(self, client_id: str) -> dict[str, str]:
-        if client_id not in self.tokens:
-            self.tokens[client_id] = await client_token(self.http, self.data_dir, client_id)
-        return {"accept": "application/json", "Authorization": f"Bearer {self.tokens[client_id]}"}
-
-    async def issue(
-        self, resident: TestResident, claims: dict[str, Any] | None = None, **overrides: Any
-    ) -> httpx.Response:
-        body = {
-            "type": "td.driving-licence",
-            "holder": {"identity_number": resident.id_number},
-            "claims": claims or LICENCE,
-        }
-        return await self.http.post(
-            "/api/eproof/credentials", json=body | overrides, headers=await self.headers("td-backend")
-        )
-
-    async def set_status(self, credential_id: str, status: str, client: str = "td-backend") -> httpx.Response:
-        return await self.http.post(
-            f"/api/eproof/credentials/{credential_id}/status",
-            json={"status": status, "reason": "test"},
-            headers=await self.headers(client),
-        )
+from tests.eproof_support import LICENCE, Departments, registered_departments
+from tests.helpers import make_resident
 
 
 @pytest.fixture
 async def departments(app: FastAPI, client: httpx.AsyncClient, settings: Settings) -> Departments:
-    data_dir = Path(settings.data_dir)
-    async with app.state.sessionmaker() as db:
-        await register_demo_clients(db, app.state.oidc, data_dir)
-        await register_demo_members(db, app.state.exchange, data_dir)
-        await register_demo_types(db, app.state.eproof)
-    return Departments(client, data_dir)
+    return await registered_departments(app, client, settings)
 
 
 async def discovered(client: httpx.AsyncClient) -> dict[str, Any]:

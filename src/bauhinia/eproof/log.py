@@ -15,6 +15,7 @@ import asyncio
 import base64
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, func, insert, select, text, tuple_
@@ -28,10 +29,12 @@ from bauhinia.sdk.transparency import (
     Checkpoint as CheckpointBody,
 )
 from bauhinia.sdk.transparency import (
+    LogProofError,
     NoteSigner,
     ProofBundle,
     leaf_hash,
     sign_note,
+    verify_checkpoint,
 )
 
 MAX_BATCH = 4000
@@ -41,6 +44,13 @@ Also = Callable[[AsyncSession, int], Awaitable[None]]
 
 class LogUnavailable(RuntimeError):
     """The batch an entry was in could not be committed (the caller's request fails; nothing was logged)."""
+
+
+@dataclass(frozen=True)
+class LogReport:
+    ok: bool
+    entries: int  # entries checked before the first problem (all of them when ok)
+    problem: str
 
 
 @dataclass
@@ -190,6 +200,65 @@ class TransparencyLog:
         proof = await self.reader(db).consistency_proof(first, second)
         return [base64.b64encode(h).decode() for h in proof]
 
+    # --- checking ---------------------------------------------------------------------------------
+
+    async def check(self, db: AsyncSession, progress: Callable[[int, int], None] | None = None) -> LogReport:
+        """Rebuild the tree from the stored entries and hold every checkpoint and tile against it: an
+        entry changed, removed or added, a tile altered, or a checkpoint altered or unsigned shows."""
+        checkpoints = list(
+            await db.execute(select(Checkpoint.size, Checkpoint.root, Checkpoint.note).order_by(Checkpoint.size))
+        )
+        total = checkpoints[-1][0] if checkpoints else 0
+        stored = int(await db.scalar(select(func.count()).select_from(LogEntry)) or 0)
+        size = 0
+        edges: dict[int, bytes] = {}
+        tiles: dict[tuple[int, int], bytes] = {}
+        pending = iter(checkpoints)
+        target = next(pending, None)
+        batch: list[bytes] = []
+        async for index, entry in await self._entries(db):
+            if index != size + len(batch):
+                return LogReport(False, size + len(batch), f"entry {size + len(batch)} is missing")
+            batch.append(leaf_hash(bytes(entry)))
+            if target is None:
+                return LogReport(False, size, f"entry {index} is not covered by any checkpoint (added)")
+            if size + len(batch) == target[0]:  # a batch as it was appended: rebuild it, hold its checkpoint
+                appended = append_leaves(size, edges, batch)
+                size, edges, batch = appended.size, appended.edges, []
+                tiles.update(appended.tiles)
+                problem = self._checkpoint_problem(target[0], appended.root, target[1], target[2])
+                if problem:
+                    return LogReport(False, size, problem)
+                target = next(pending, None)
+                if progress is not None:
+                    progress(size, max(total, stored))
+        if target is not None:
+            return LogReport(
+                False, size + len(batch), f"the log holds {size + len(batch)} entries, its checkpoints {total}"
+            )
+        for level, index, hashes in await db.execute(select(LogTile.level, LogTile.index, LogTile.hashes)):
+            if tiles.get((level, index)) != bytes(hashes):
+                return LogReport(False, size, f"the level-{level} tile {index} does not match the entries")
+        if len(tiles) != len(list(await db.scalars(select(LogTile.level)))):
+            return LogReport(False, size, "tiles are missing")
+        if progress is not None:
+            progress(size, max(total, stored))
+        return LogReport(True, size, "")
+
+    async def _entries(self, db: AsyncSession) -> Any:
+        return await db.stream(
+            select(LogEntry.index, LogEntry.entry).order_by(LogEntry.index).execution_options(yield_per=5000)
+        )
+
+    def _checkpoint_problem(self, size: int, root: bytes, stored_root: bytes, note: str) -> str:
+        try:
+            checkpoint, _ = verify_checkpoint(note, self.signer.verifier)
+        except LogProofError as exc:
+            return f"the checkpoint at {size} entries does not verify: {exc}"
+        if checkpoint.size != size or checkpoint.root != root or bytes(stored_root) != root:
+            return f"the checkpoint at {size} entries does not match the entries (an entry was changed)"
+        return ""
+
     async def cosign(self, db: AsyncSession, size: int, witness: str, line: str) -> None:
         db.add(Cosignature(size=size, witness=witness, signature_line=line, received_at=utcnow()))
         await db.commit()
@@ -201,4 +270,4 @@ def _fail(batch: list[_Pending], exc: BaseException) -> None:
             pending.done.set_exception(LogUnavailable(str(exc)) if not isinstance(exc, LogUnavailable) else exc)
 
 
-__all__ = ["LogUnavailable", "TransparencyLog", "log_signer"]
+__all__ = ["LogReport", "LogUnavailable", "TransparencyLog", "log_signer"]
