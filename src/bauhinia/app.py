@@ -26,6 +26,7 @@ from bauhinia.core.sessions import SessionManager
 from bauhinia.core.web import CsrfFailure, EdgeMiddleware, Templates, templates_of, translator_of
 from bauhinia.demo import Departments, create_departments
 from bauhinia.eproof import api as eproof_api
+from bauhinia.eproof import views as eproof_views
 from bauhinia.eproof.service import EproofService
 from bauhinia.exchange import api as exchange_api
 from bauhinia.exchange import views as exchange_views
@@ -46,7 +47,9 @@ PACKAGE = Path(__file__).resolve().parent
 CSRF_EXPLANATION = N_(
     "For your security, forms stop working after a while or when they come from another website. Nothing was changed."
 )
-TEMPLATE_DIRS = [PACKAGE / domain / "templates" for domain in ("core", "identity", "oidc", "exchange", "portal")]
+TEMPLATE_DIRS = [
+    PACKAGE / domain / "templates" for domain in ("core", "identity", "oidc", "exchange", "eproof", "portal")
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -129,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exchange_api.router)
     app.include_router(exchange_views.router)
     app.include_router(eproof_api.router)
+    app.include_router(eproof_views.router)
     app.include_router(oidc_views.endpoint_router)
     app.include_router(oidc_views.router)
     app.add_middleware(oidc_api.TokenFastPath, application=app)

@@ -67,12 +67,14 @@ PUBLIC = {
     ("GET", "/eproof/status/{list_id}"),
     ("GET", "/eproof/issuers/{member_id:path}"),
     ("GET", "/eproof/types/{type_id}"),
+    ("GET", "/verify"),
+    ("POST", "/verify"),
 }
 # Routes guarded by an access token rather than a browser session: anonymous callers get a 401 with
 # a Bearer challenge.
 TOKEN_PROTECTED_PREFIXES = ("/api/operator/", "/api/exchange/", "/api/eproof/")
 # HTML pages anyone may open; each must render, with a title, in every language.
-PUBLIC_PAGES = ["/", "/register", "/signin", "/recover", "/staff/signin"]
+PUBLIC_PAGES = ["/", "/register", "/signin", "/recover", "/staff/signin", "/verify"]
 PATH_PARAMETERS = {
     "language": "zh-Hant",
     "authenticator_id": "00000000-0000-4000-8000-000000000000",

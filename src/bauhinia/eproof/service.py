@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,6 +46,7 @@ from bauhinia.oidc.service import public_key_set
 from bauhinia.sdk import printed, sdjwt
 from bauhinia.sdk.status_list import StatusList as Bits
 from bauhinia.sdk.status_list import status_list_token
+from bauhinia.sdk.verifier import Trust, Verdict, check_log_proof, trust_from, verify
 
 STATUS_LIST_SIZE = 131_072  # credentials per list (32 KiB at 2 bits, a few hundred bytes compressed)
 STATUS_TOKEN_LIFETIME = 86_400
@@ -59,24 +60,6 @@ class EproofError(Exception):
     def __init__(self, status: int, detail: str, location: str | None = None) -> None:
         super().__init__(detail)
         self.status, self.detail, self.location = status, detail, location
-
-
-@dataclass
-class Verification:
-    """What a verifier learns, check by check; ``valid`` only if every check passed."""
-
-    form: str  # "sd-jwt" or "printed"
-    checks: list[tuple[str, bool, str]] = field(default_factory=list)  # (check, passed, reason code or "")
-    issuer: str | None = None
-    type_id: str | None = None
-    claims: dict[str, Any] = field(default_factory=dict)
-    status: StatusName | None = None
-    expires_at: datetime | None = None
-    credential_id: str | None = None
-
-    @property
-    def valid(self) -> bool:
-        return bool(self.checks) and all(passed for _, passed, _ in self.checks)
 
 
 @dataclass(frozen=True)
@@ -458,6 +441,30 @@ class EproofService:
             "verification_page": f"{self.public_url}/verify",
         }
 
+    # --- verification, as the public page does it -----------------------------------------------------
+
+    async def trust(self, db: AsyncSession) -> Trust:
+        """The platform's own trust file: its discovery document and every current status list."""
+        document = await self.discovery(db)
+        tokens = {}
+        for list_id, uri in document["status_lists"].items():
+            found = await self.status_list(db, list_id)
+            if found is not None:
+                tokens[uri] = found[0]
+        return trust_from(document, tokens)
+
+    async def verify(self, db: AsyncSession, text: str) -> Verdict:
+        """Every check, online: a code or an SD-JWT handed over without its proof bundle is looked up in
+        the log by its credential id."""
+        trust = await self.trust(db)
+        verdict = verify(text, trust)
+        if "log" in verdict.unchecked and verdict.credential_id is not None:
+            bundle = await self.proof_of(db, verdict.credential_id)
+            verdict.unchecked.remove("log")
+            logged = check_log_proof(verdict.credential, bundle, trust) if bundle else (False, "not_in_log")
+            verdict.outcomes["log"] = logged
+        return verdict
+
     async def issuer_key_set(self, db: AsyncSession, member_id: str) -> KeySet:
         jwks = (await self.issuer_jwks(db)).get(member_id)
         return public_key_set(jwks) if jwks else KeySet([])
@@ -510,4 +517,4 @@ def eproof_service(request: Request) -> EproofService:
     return service
 
 
-__all__ = ["NAME_BY_STATUS", "EproofError", "EproofService", "Verification", "eproof_service", "log_entry"]
+__all__ = ["NAME_BY_STATUS", "EproofError", "EproofService", "eproof_service", "log_entry"]

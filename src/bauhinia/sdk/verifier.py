@@ -88,6 +88,8 @@ class Verdict:
     claims: dict[str, Any] = field(default_factory=dict)
     expires_at: int | None = None
     status: str | None = None
+    credential_id: str | None = None
+    credential: str = ""  # what was verified (the credential itself, out of a credential file)
 
     @property
     def valid(self) -> bool:
@@ -110,11 +112,12 @@ def verify(
         verdict = _sd_jwt(credential, trust, moment, audience, nonce)
     else:
         return Verdict("unknown").fail("signature", "malformed")
+    verdict.credential = credential
     if verdict.outcomes.get("signature", (False, ""))[0]:
         if proof is None:
             verdict.unchecked.append("log")  # a printed code alone: its log entry is checked online
         else:
-            verdict.outcomes["log"] = _logged(credential, proof, trust)
+            verdict.outcomes["log"] = check_log_proof(credential, proof, trust)
     return verdict
 
 
@@ -142,6 +145,7 @@ def _printed(text: str, trust: Trust, moment: int) -> Verdict:
         return verdict.fail("signature", exc.reason)
     verdict.outcomes["signature"] = (True, "")
     verdict.issuer, verdict.type_id, verdict.claims = credential.issuer, credential.type, credential.claims
+    verdict.credential_id = credential.credential_id
     verdict.expires_at = credential.expires_at
     verdict.outcomes["validity"] = (credential.expires_at > moment, "" if credential.expires_at > moment else "expired")
     if credential.status is not None:
@@ -168,6 +172,7 @@ def _sd_jwt(text: str, trust: Trust, moment: int, audience: str | None, nonce: s
         check = "holder" if exc.reason.startswith("kb_") else "signature"
         return verdict.fail(check, exc.reason)
     claims = checked.claims
+    verdict.credential_id = str(claims["jti"]) if isinstance(claims.get("jti"), str) else None
     verdict.outcomes["signature"] = (True, "")
     verdict.outcomes["holder"] = (True, "") if checked.key_bound else (True, "not_presented_with_key_binding")
     verdict.issuer = member
@@ -211,7 +216,7 @@ def _status(trust: Trust, member: str, uri: str, index: int, verdict: Verdict, m
     return value == 0, "" if value == 0 else verdict.status
 
 
-def _logged(credential: str, proof: str, trust: Trust) -> tuple[bool, str]:
+def check_log_proof(credential: str, proof: str, trust: Trust) -> tuple[bool, str]:
     """Whether the credential's issuance is in the log, by its proof bundle (offline)."""
     try:
         bundle = parse_proof_bundle(proof)
@@ -228,4 +233,4 @@ def _logged(credential: str, proof: str, trust: Trust) -> tuple[bool, str]:
     return True, ""
 
 
-__all__ = ["CHECKS", "Trust", "Verdict", "fetch_trust", "trust_from", "verify"]
+__all__ = ["CHECKS", "Trust", "Verdict", "check_log_proof", "fetch_trust", "trust_from", "verify"]
