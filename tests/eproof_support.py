@@ -15,7 +15,7 @@ from bauhinia.settings import Settings
 from tests.exchange_support import client_token
 from tests.helpers import TestResident
 
-LICENCE = {
+LICENCE: dict[str, Any] = {
     "name_en": "TESTER, Ka Ming",
     "name_zh": "測試家明",
     "licence_number": "TKM000001",
