@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     table.add_row(
         "durable appends/s (committed, under a signed checkpoint)",
         f"{log_rate:,.0f}",
-        f"bare group commit {bare_rate:,.0f}/s",
+        f"bare SQLite group commit {bare_rate:,.0f}/s",
         f"{log_rate / bare_rate:.2f}×",
     )
     table.add_row("appends, checkpoints, mean batch", f"{appends:,}, {checkpoints:,}, {batch:,}", "", "")
