@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -25,6 +27,7 @@ from bauhinia.core.outbox import Deliverer
 from bauhinia.core.sessions import SessionManager
 from bauhinia.core.web import CsrfFailure, EdgeMiddleware, Templates, templates_of, translator_of
 from bauhinia.demo import Departments, create_departments
+from bauhinia.demo.witness import PartnerWitness
 from bauhinia.eproof import api as eproof_api
 from bauhinia.eproof import views as eproof_views
 from bauhinia.eproof.service import EproofService
@@ -64,10 +67,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(application: FastAPI) -> AsyncIterator[None]:
         deliverer: Deliverer = application.state.deliverer  # read here: a test may replace it before start
         await deliverer.start()
+        witnessing = _start_demo_witness(application, settings)
         try:
             yield
         finally:
             await deliverer.stop()
+            if witnessing is not None:
+                witnessing.cancel()
             await application.state.exchange.forwarder.close()
             departments: Departments | None = getattr(application.state, "departments", None)
             if departments is not None:
@@ -116,12 +122,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.exchange = ExchangeService(app.state.oidc, provider_timeout=settings.exchange_provider_timeout)
     app.state.eproof = EproofService(keyring, settings.public_url, app.state.identity, app.state.exchange)
+    app.state.eproof.witness_vkeys = settings.eproof_witnesses
     app.state.sign_out_hooks = [oidc_views.sign_out_hook]
     install_error_handlers(app)
     _install_guard_handlers(app)
     app.mount("/static", StaticFiles(directory=PACKAGE / "core" / "static"), name="static")
     if settings.mode in (Mode.DEMO, Mode.DEV):  # the demo departments, calling the gateway at its public URL
         app.state.departments = create_departments(settings.data_dir, settings.public_url)
+        app.state.eproof.witness_files = Path(settings.data_dir) / "witness"  # the demo's partner witness
         app.mount("/demo", app.state.departments, name="demo")
     app.include_router(core_routes.router)
     app.include_router(portal_views.router)
@@ -139,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         EdgeMiddleware,
         max_body_bytes=settings.max_form_bytes,
+        larger_bodies={"/verify": eproof_views.MAX_UPLOAD + 1024 * 1024},  # a photo of a code, and the form
         hsts=public.scheme == "https",
         observe=metrics.observe,
     )
@@ -169,3 +178,25 @@ def _install_guard_handlers(app: FastAPI) -> None:
             detail = translator_of(request).gettext(CSRF_EXPLANATION)
             return problem_response(403, "Forbidden", detail, type_="urn:bauhinia:problem:csrf")
         return await templates_of(request).render(request, "csrf.html", {"status": 403}, status_code=403)
+
+
+WITNESS_INTERVAL = 30.0
+
+
+def _start_demo_witness(application: FastAPI, settings: Settings) -> asyncio.Task[None] | None:
+    """In demo and dev mode, the demo's partner witness cosigns the log's checkpoints every half minute."""
+    departments: Departments | None = getattr(application.state, "departments", None)
+    if departments is None:
+        return None
+    witness = PartnerWitness(settings.data_dir, settings.public_url, departments.client())
+
+    async def watch() -> None:
+        await asyncio.sleep(2)  # the server is listening by then
+        while True:
+            try:
+                await witness.cosign_latest()
+            except Exception as exc:  # a demo helper: it says why, and tries again later
+                structlog.get_logger().warning("demo witness did not cosign", error=str(exc))
+            await asyncio.sleep(WITNESS_INTERVAL)
+
+    return asyncio.create_task(watch(), name="demo-witness")

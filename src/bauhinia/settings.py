@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bauhinia.core.hosts import LOOPBACK_HOSTS
@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     exchange_provider_timeout: float = Field(
         default=5.0, gt=0, le=60, description="Seconds the gateway waits for a provider's answer to a data request."
     )
+    eproof_witnesses: list[str] = Field(
+        default_factory=list,
+        description="Witnesses whose cosignatures of the e-Proof log's checkpoints are accepted, as C2SP vkeys "
+        "(Ed25519 cosignature keys, type 0x04). In demo and dev mode the demo's partner witness is added.",
+    )
     outbox_poll_interval: float = Field(
         default=1.0,
         gt=0,
@@ -70,6 +75,18 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=30, description="Seconds an outbox delivery attempt may take before it counts as failed."
     )
     timezone: str = Field(default="Asia/Hong_Kong", description="The zone in which pages show times (stored as UTC).")
+
+    @field_validator("eproof_witnesses")
+    @classmethod
+    def _witness_vkeys(cls, vkeys: list[str]) -> list[str]:
+        from bauhinia.sdk.transparency import LogProofError, NoteVerifier
+
+        for vkey in vkeys:
+            try:
+                NoteVerifier.from_vkey(vkey)
+            except LogProofError as exc:
+                raise ValueError(f"{vkey!r} is not a witness's verifier key: {exc}") from exc
+        return vkeys
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Self:

@@ -75,6 +75,13 @@ async def test_a_photo_of_the_code_and_a_credential_file_are_read(app: FastAPI, 
     assert no_code.status_code == 422
     assert "could not be read" in no_code.text
     assert (await check(app)).status_code == 422
+    big_photo = io.BytesIO()  # a phone's photo is megabytes: far above other forms' limit
+    segno.make(issued["printed"], error="m", mode="alphanumeric").save(big_photo, kind="png", scale=5)
+    padded = big_photo.getvalue() + bytes(2 * 1024 * 1024)  # PNG readers stop at IEND
+    assert 'data-valid="true"' in (await check(app, file=("big.png", padded, "image/png"))).text
+    too_big = await check(app, file=("huge.png", b"\x89PNG" + bytes(5 * 1024 * 1024 + 10), "image/png"))
+    assert too_big.status_code == 422
+    assert "too large" in too_big.text
 
 
 async def test_revoked_and_forged_credentials_are_not_valid_in_every_language(

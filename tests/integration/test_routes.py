@@ -63,6 +63,7 @@ PUBLIC = {
     ("GET", "/eproof/log/checkpoint"),
     ("GET", "/eproof/log/tile/{path:path}"),
     ("GET", "/eproof/log/consistency"),
+    ("POST", "/eproof/log/cosignatures"),  # anyone may submit; only an accepted witness's verifying one is kept
     ("GET", "/eproof/credentials/{credential_id}/proof"),
     ("GET", "/eproof/status/{list_id}"),
     ("GET", "/eproof/issuers/{member_id:path}"),

@@ -44,8 +44,18 @@ class BodyTooLarge(Exception):
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, hsts: bool, observe: Any = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        hsts: bool,
+        observe: Any = None,
+        larger_bodies: dict[str, int] | None = None,
+    ) -> None:
         self.app, self.max_body_bytes, self.hsts, self.observe = app, max_body_bytes, hsts, observe
+        # Paths that take more (the verification page's photo upload), each with its own limit.
+        self.larger_bodies = larger_bodies or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,12 +71,13 @@ class EdgeMiddleware:
         state.update(request_id=request_id, csp_nonce=nonce)
         declared = headers.get(b"content-length", b"0")
         status_holder = {"status": 500}
+        limit = self.larger_bodies.get(scope["path"], self.max_body_bytes)
 
-        if not declared.isdigit() or int(declared) > self.max_body_bytes:
+        if not declared.isdigit() or int(declared) > limit:
             response = problem_response(
                 413 if declared.isdigit() else 400,
                 "Content Too Large" if declared.isdigit() else "Bad Request",
-                f"Request bodies are limited to {self.max_body_bytes} bytes."
+                f"Request bodies are limited to {limit} bytes."
                 if declared.isdigit()
                 else "Invalid Content-Length header.",
             )
@@ -81,16 +92,14 @@ class EdgeMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     raise BodyTooLarge
             return message
 
         try:
             await self.app(scope, limited_receive, self._sender(send, state, status_holder, scope["path"]))
         except BodyTooLarge:
-            response = problem_response(
-                413, "Content Too Large", f"Request bodies are limited to {self.max_body_bytes} bytes."
-            )
+            response = problem_response(413, "Content Too Large", f"Request bodies are limited to {limit} bytes.")
             await response(scope, receive, self._sender(send, state, status_holder, scope["path"]))
         finally:
             self._done(scope, status_holder["status"], started, request_id, base)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from bauhinia.core.database import SessionDep
 from bauhinia.core.errors import STATUS_TITLES, Problem
@@ -131,6 +132,21 @@ async def consistency(
     if not first <= second <= size:
         raise Problem(422, STATUS_TITLES[422], f"Sizes must satisfy 1 ≤ from ≤ to ≤ {size} (the log's size).")
     return {"from": first, "to": second, "proof": await log.consistency(db, first, second)}
+
+
+class CosignatureSubmission(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    size: int = Field(ge=1, le=2**53, description="the size of the checkpoint cosigned")
+    cosignature: str = Field(max_length=500, description="the note signature line: — <witness name> <base64>")
+
+
+@router.post("/eproof/log/cosignatures", status_code=201, summary="A witness's cosignature of a checkpoint")
+async def cosignature(request: Request, db: SessionDep, body: CosignatureSubmission) -> dict[str, Any]:
+    """Anyone may submit; only a verifying tlog-cosignature/v1 by an accepted witness is kept."""
+    with problems():
+        witness = await eproof_service(request).accept_cosignature(db, body.size, body.cosignature)
+    return {"size": body.size, "witness": witness}
 
 
 @router.get("/eproof/credentials/{credential_id}/proof", summary="A credential's tlog-proof bundle")

@@ -94,6 +94,8 @@ def show(verdict: Verdict, pinned: Trust) -> None:
         elif check in verdict.unchecked:
             table.add_row(label, "not checked (no proof bundle was handed over)")
     out.print(table)
+    if verdict.witnessed:
+        out.print(f"Cosigned by the witnesses: {', '.join(sorted(verdict.witnessed))}")
     titles = kind.get("claim_titles", {})
     for name, value in verdict.claims.items():
         out.print(f"  {titles.get(name, {}).get('en', name)}: {value}")

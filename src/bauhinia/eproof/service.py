@@ -13,6 +13,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import Request
 from joserfc.jwk import ECKey, KeySet
 from jsonschema import Draft202012Validator
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -28,7 +29,16 @@ from bauhinia.core import audit
 from bauhinia.core.database import utcnow
 from bauhinia.core.keys import KeyRing
 from bauhinia.eproof.log import TransparencyLog, log_signer
-from bauhinia.eproof.models import Credential, CredentialType, HolderKey, IssuerKey, LogEntry, StatusList
+from bauhinia.eproof.models import (
+    Checkpoint,
+    Cosignature,
+    Credential,
+    CredentialType,
+    HolderKey,
+    IssuerKey,
+    LogEntry,
+    StatusList,
+)
 from bauhinia.eproof.schemas import (
     NAME_BY_STATUS,
     STATUS_BY_NAME,
@@ -46,6 +56,7 @@ from bauhinia.oidc.service import public_key_set
 from bauhinia.sdk import printed, sdjwt
 from bauhinia.sdk.status_list import StatusList as Bits
 from bauhinia.sdk.status_list import status_list_token
+from bauhinia.sdk.transparency import LogProofError, NoteVerifier, parse_note, verify_checkpoint, verify_cosignature
 from bauhinia.sdk.verifier import Trust, Verdict, check_log_proof, trust_from, verify
 
 STATUS_LIST_SIZE = 131_072  # credentials per list (32 KiB at 2 bits, a few hundred bytes compressed)
@@ -89,6 +100,8 @@ class EproofService:
         self.identity = identity
         self.exchange = exchange
         self._issuer_keys: dict[str, ECKey] = {}
+        self.witness_vkeys: list[str] = []  # set by the app: the settings' and, in demo, the partner's
+        self.witness_files: Path | None = None
 
     # --- names -------------------------------------------------------------------------------------
 
@@ -429,7 +442,7 @@ class EproofService:
                 "vkey": self.log.signer.verifier.vkey,
                 "checkpoint": f"{self.public_url}/eproof/log/checkpoint",
             },
-            "witnesses": [],
+            "witnesses": [{"name": w.name, "vkey": w.vkey} for w in self.witnesses()],
             "status_lists": {row.id: self.status_url(row.id) for row in lists},
             "issuers": {
                 member: {"id": self.issuer_url(member), "jwks": jwks}
@@ -461,9 +474,47 @@ class EproofService:
         if "log" in verdict.unchecked and verdict.credential_id is not None:
             bundle = await self.proof_of(db, verdict.credential_id)
             verdict.unchecked.remove("log")
-            logged = check_log_proof(verdict.credential, bundle, trust) if bundle else (False, "not_in_log")
+            logged = check_log_proof(verdict.credential, bundle, trust, verdict) if bundle else (False, "not_in_log")
             verdict.outcomes["log"] = logged
         return verdict
+
+    # --- witnesses ---------------------------------------------------------------------------------
+
+    def witnesses(self) -> list[NoteVerifier]:
+        """The witnesses whose cosignatures are accepted: configured vkeys, and in demo and dev mode any
+        ``<data-dir>/witness/*.vkey`` (the demo's partner makes its key on first use)."""
+        vkeys = list(self.witness_vkeys)
+        if self.witness_files is not None and self.witness_files.is_dir():
+            vkeys += [path.read_text().strip() for path in sorted(self.witness_files.glob("*.vkey"))]
+        found = []
+        for vkey in dict.fromkeys(vkeys):
+            try:
+                found.append(NoteVerifier.from_vkey(vkey))
+            except LogProofError:
+                continue  # a bad vkey is a configuration error: the settings check refuses it at start
+        return found
+
+    async def accept_cosignature(self, db: AsyncSession, size: int, line: str) -> str:
+        """Store a witness's cosignature of the checkpoint of ``size`` entries; the witness's name."""
+        note = await db.scalar(select(Checkpoint.note).where(Checkpoint.size == size))
+        if note is None:
+            raise EproofError(422, f"The log has no checkpoint of {size} entries.", "size")
+        try:
+            checkpoint, _ = verify_checkpoint(note, self.log.signer.verifier)
+            candidate = parse_note(checkpoint.text + "\n" + line.rstrip("\n") + "\n")
+        except LogProofError as exc:
+            raise EproofError(422, f"The cosignature is malformed: {exc}", "cosignature") from exc
+        for witness in self.witnesses():
+            try:
+                verify_cosignature(candidate, witness)
+            except LogProofError:
+                continue
+            await db.execute(delete(Cosignature).where(Cosignature.size == size, Cosignature.witness == witness.name))
+            await self.log.cosign(db, size, witness.name, line.rstrip("\n") + "\n")
+            return witness.name
+        raise EproofError(
+            422, "The cosignature is not by a witness this log accepts, or does not verify.", "cosignature"
+        )
 
     async def issuer_key_set(self, db: AsyncSession, member_id: str) -> KeySet:
         jwks = (await self.issuer_jwks(db)).get(member_id)

@@ -43,6 +43,7 @@ class Trust:
     status_tokens: dict[str, str]  # URI -> Status List Token
     credential_types: dict[str, dict[str, Any]]  # type id -> its registration (names, claim titles)
     fetched_at: int
+    witnesses: list[str] = field(default_factory=list)  # witnesses' vkeys whose cosignatures are shown
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2, ensure_ascii=False)
@@ -50,7 +51,7 @@ class Trust:
     @classmethod
     def from_json(cls, text: str) -> Trust:
         values = json.loads(text)
-        return cls(**{name: values[name] for name in cls.__dataclass_fields__})
+        return cls(**{name: values[name] for name in cls.__dataclass_fields__ if name in values})
 
 
 def fetch_trust(base_url: str, http: httpx.Client | None = None) -> Trust:
@@ -75,6 +76,7 @@ def trust_from(document: dict[str, Any], status_tokens: dict[str, str]) -> Trust
         status_tokens=status_tokens,
         credential_types={t["id"]: t for t in document["credential_types"]},
         fetched_at=int(time.time()),
+        witnesses=[w["vkey"] for w in document.get("witnesses", [])],
     )
 
 
@@ -90,6 +92,7 @@ class Verdict:
     status: str | None = None
     credential_id: str | None = None
     credential: str = ""  # what was verified (the credential itself, out of a credential file)
+    witnessed: dict[str, int] = field(default_factory=dict)  # trusted witnesses that cosigned: name -> time
 
     @property
     def valid(self) -> bool:
@@ -117,7 +120,7 @@ def verify(
         if proof is None:
             verdict.unchecked.append("log")  # a printed code alone: its log entry is checked online
         else:
-            verdict.outcomes["log"] = check_log_proof(credential, proof, trust)
+            verdict.outcomes["log"] = check_log_proof(credential, proof, trust, verdict)
     return verdict
 
 
@@ -216,8 +219,9 @@ def _status(trust: Trust, member: str, uri: str, index: int, verdict: Verdict, m
     return value == 0, "" if value == 0 else verdict.status
 
 
-def check_log_proof(credential: str, proof: str, trust: Trust) -> tuple[bool, str]:
-    """Whether the credential's issuance is in the log, by its proof bundle (offline)."""
+def check_log_proof(credential: str, proof: str, trust: Trust, verdict: Verdict | None = None) -> tuple[bool, str]:
+    """Whether the credential's issuance is in the log, by its proof bundle (offline); the trusted
+    witnesses that cosigned the bundle's checkpoint go into ``verdict.witnessed``."""
     try:
         bundle = parse_proof_bundle(proof)
         entry = json.loads(bundle.extra or b"{}")
@@ -227,7 +231,10 @@ def check_log_proof(credential: str, proof: str, trust: Trust) -> tuple[bool, st
             matches = entry.get("sd_jwt") == sdjwt.credential_digest(credential)
         if not matches or bundle.extra is None:
             return False, "log_entry_mismatch"
-        verify_proof_bundle(proof, bundle.extra, NoteVerifier.from_vkey(trust.log_vkey))
+        witnesses = [NoteVerifier.from_vkey(v) for v in trust.witnesses]
+        _, cosigned = verify_proof_bundle(proof, bundle.extra, NoteVerifier.from_vkey(trust.log_vkey), witnesses)
+        if verdict is not None:
+            verdict.witnessed = cosigned
     except (LogProofError, ValueError, sdjwt.CredentialError):
         return False, "log_proof_invalid"
     return True, ""
