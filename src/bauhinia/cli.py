@@ -156,6 +156,10 @@ def _print_welcome(url: str, accounts: list[object], data_dir: Path) -> None:
         f"then see {url}/account/consents and {url}/account/data-use"
     )
     out.print(
+        f"\n[bold]Try e-Proof[/bold]: chan.taiman@… holds a driving licence in {url}/account/wallet; anyone can "
+        f"check its QR code at {url}/verify. The transparency log: {url}/.well-known/bauhinia-eproof"
+    )
+    out.print(
         "\nAdd a key to an authenticator app, or print the current code: "
         f"bauhinia demo-code LOGIN --data-dir {data_dir}"
     )
