@@ -27,6 +27,7 @@ from starlette.routing import Route
 from bauhinia.demo import Departments
 from bauhinia.exchange.demo import DEPARTMENT_RECORDS, ITEMS, write_department_records
 from bauhinia.exchange.forwarding import REQUEST_TYP, request_hash
+from bauhinia.oidc.demo_clients import register_demo_clients
 from bauhinia.settings import Settings
 from tests.conftest import PUBLIC_URL
 from tests.exchange_support import (
@@ -44,7 +45,7 @@ from tests.exchange_support import (
     member_file,
     point_providers_at,
 )
-from tests.helpers import CSRF_PATTERN, TestResident, make_resident, sign_in
+from tests.helpers import CSRF_PATTERN, TestResident, empty_all_tables, make_resident, sign_in
 from tests.in_loop import serve_in_loop
 from tests.integration.support import title_of
 
@@ -543,3 +544,15 @@ async def test_no_input_makes_a_demo_department_fail(demo: Demo) -> None:
     missing = await demo.http.get("/demo/housing/no-such-page")
     assert missing.status_code == 404
     assert title_of(missing.text) == "Page not found – Housing Department (demo)"
+
+
+async def test_demo_clients_removed_meanwhile_are_registered_again(app: FastAPI, settings: Settings) -> None:
+    """Registration looks at the database, not at the registry's 5-second cache of clients it read."""
+    data_dir = Path(settings.data_dir)
+    async with app.state.sessionmaker() as db:
+        await register_demo_clients(db, app.state.oidc, data_dir)
+        assert await app.state.oidc.clients.get(db, "td-backend") is not None  # now in the cache
+    await empty_all_tables(app)
+    async with app.state.sessionmaker() as db:
+        await register_demo_clients(db, app.state.oidc, data_dir)
+        assert await app.state.oidc.clients.get(db, "td-backend", fresh=True) is not None

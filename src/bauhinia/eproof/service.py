@@ -170,16 +170,17 @@ class EproofService:
             await db.flush()
 
     async def issuer_key(self, db: AsyncSession, member_id: str) -> ECKey:
-        cached = self._issuer_keys.get(member_id)
-        if cached is not None:
-            return cached
+        """The member's current signing key: looked up every time (a key may be retired, or the table
+        restored), opened once per kid."""
         row = await db.scalar(
             select(IssuerKey).where(IssuerKey.issuer_member_id == member_id, IssuerKey.retired_at.is_(None))
         )
         if row is None:
             raise EproofError(409, f"{member_id} has no issuing key: register a credential type for it first.")
-        key = ECKey.import_key(json.loads(self.keyring.open(row.private_sealed, _sealing_context(row.kid))))
-        self._issuer_keys[member_id] = key
+        key = self._issuer_keys.get(row.kid)
+        if key is None:
+            key = ECKey.import_key(json.loads(self.keyring.open(row.private_sealed, _sealing_context(row.kid))))
+            self._issuer_keys[row.kid] = key
         return key
 
     async def issuer_jwks(self, db: AsyncSession) -> dict[str, dict[str, Any]]:

@@ -99,7 +99,7 @@ async def register_demo_clients(db: AsyncSession, service: OidcService, data_dir
     """Register the demo clients that are missing and write their private keys; returns their ids."""
     written = []
     for definition in _definitions(service.issuer):
-        if await service.clients.get(db, definition["client_id"]) is not None:
+        if await service.clients.get(db, definition["client_id"], fresh=True) is not None:
             continue
         key = ECKey.generate_key("P-256", auto_kid=True)
         metadata = ClientMetadata.model_validate(
