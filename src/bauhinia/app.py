@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -74,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await deliverer.stop()
             if witnessing is not None:
                 witnessing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await witnessing
             await application.state.exchange.forwarder.close()
             departments: Departments | None = getattr(application.state, "departments", None)
             if departments is not None:
