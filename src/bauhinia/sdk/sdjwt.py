@@ -1,44 +1,54 @@
-"""SD-JWT (RFC 9901) with the SD-JWT VC profile: issuing, presenting with key binding, and verifying.
+"""SD-JWT (RFC 9901) with the SD-JWT VC profile (draft-ietf-oauth-sd-jwt-vc): issuing, presenting with
+key binding, and verifying.
 
 - **Issuer**: claims whose values are wrapped in ``Disclosable`` become disclosures (object members
   and array elements, nested to any depth); the issuer signs the rest with their digests
-  (``_sd_alg: sha-256``) and binds the credential to the holder's key (``cnf.jwk``).
+  (``_sd_alg: sha-256``), optional decoy digests, and binds the credential to the holder's key
+  (``cnf.jwk``). The SD-JWT VC claims (``iss``, ``nbf``, ``exp``, ``cnf``, ``vct``, ``status``…) are
+  never disclosable: a holder must not be able to drop an expiry or a status reference.
 - **Holder**: ``present`` keeps only the disclosures a selection names and adds a Key Binding JWT
   (``typ: kb+jwt``) over the presentation, for one verifier (``aud``) and one ``nonce``.
-- **Verifier**: ``verify_sd_jwt`` checks the issuer's signature (ES256, the key its ``kid`` names),
-  the type, every disclosure (referenced exactly once, well formed), the validity period and, when
-  required, the key binding; it returns the disclosed claims.
+- **Verifier**: ``verify_sd_jwt`` checks the issuer's signature (an allow-list of ES256 and EdDSA
+  over Ed25519, by the key its ``kid`` names), the type (``dc+sd-jwt``, or the earlier ``vc+sd-jwt``),
+  every disclosure (referenced exactly once, well formed, no digest twice), the validity period and,
+  when present or required, the key binding; it returns the disclosed claims.
 
 Every refusal is a ``CredentialError`` with one of ``REASONS`` (stable codes a page can translate)
-and a sentence for a person. Only the compact serialization is produced and accepted (RFC 9901 §8's
-JSON serialization is optional; no part of the platform uses it).
+and a sentence for a person. Only the compact serialization is produced and accepted: RFC 9901 §8
+makes the JWS JSON serialization optional and no part of the platform uses it.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from joserfc import jws
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, KeySet
+from joserfc.jwa import JWSAlgModel
+from joserfc.jwk import ECKey, Key, KeySet, OKPKey
+from joserfc.jws import JWSRegistry
 
-from bauhinia.sdk.jose import ES256, Invalid, _b64decode, _header, b64url, sign_with_header
+from bauhinia.sdk.jose import Invalid, _b64decode, _header, b64url
 
-VC_TYP = "dc+sd-jwt"
-ACCEPTED_TYPS = frozenset({"dc+sd-jwt", "vc+sd-jwt"})  # the issue names vc+sd-jwt, the current draft dc+sd-jwt
+VC_TYP = "dc+sd-jwt"  # the current SD-JWT VC draft's typ; issued
+ACCEPTED_TYPS = frozenset({"dc+sd-jwt", "vc+sd-jwt"})  # vc+sd-jwt: the drafts' name until late 2024
 KB_TYP = "kb+jwt"
 SD_ALG = "sha-256"
+ALGORITHMS = ("ES256", "Ed25519", "EdDSA")  # the only signatures accepted; EdDSA only over Ed25519
 LEEWAY = 60  # seconds of clock difference tolerated
 KB_MAX_AGE = 300  # a key binding older than this is not fresh
 MAX_SD_JWT = 64 * 1024
 MAX_DEPTH = 16
 RESERVED = ("_sd", "...")
+# SD-JWT VC §3.2.2: these (and anything inside them) are never in a disclosure
+NEVER_DISCLOSED = frozenset({"iss", "nbf", "exp", "cnf", "vct", "vct#integrity", "aka_vcts", "status"})
 
 REASONS = {
     "malformed": "The credential is not a readable SD-JWT.",
@@ -58,6 +68,8 @@ REASONS = {
     "kb_nonce_mismatch": "The presentation was made for another request (nonce).",
     "kb_stale": "The holder's key binding is not fresh.",
 }
+
+SigningKey = ECKey | OKPKey
 
 
 class CredentialError(ValueError):
@@ -84,12 +96,84 @@ def _salt() -> str:
     return b64url(secrets.token_bytes(16))
 
 
+# --- signatures ----------------------------------------------------------------------------------------
+
+
+def _allowed_algorithms() -> dict[str, JWSAlgModel]:
+    known = JWSRegistry.algorithms
+    # RFC 8037's "EdDSA" names any Edwards curve; RFC 9864 deprecates it for "Ed25519". We accept it
+    # as Ed25519 only, by joserfc's Ed25519 model under the old name (joserfc's own EdDSA warns).
+    eddsa = copy.copy(known["Ed25519"])
+    eddsa.name = "EdDSA"
+    return {"ES256": known["ES256"], "Ed25519": known["Ed25519"], "EdDSA": eddsa}
+
+
+class _AllowList(JWSRegistry):
+    """A JWS registry that knows only ALGORITHMS: none, HMAC and RSA cannot even be looked up."""
+
+    algorithms = _allowed_algorithms()
+
+
+# strict_check_header=False: unknown header parameters are ignored (RFC 7515 §4); crit is refused below
+_JWS = _AllowList(algorithms=ALGORITHMS, strict_check_header=False)
+
+
+def signing_alg(key: SigningKey) -> str:
+    """The ``alg`` a key signs with: ES256 for EC P-256, Ed25519 (RFC 9864) for an Ed25519 key."""
+    if isinstance(key, ECKey) and key.curve_name == "P-256":
+        return "ES256"
+    if isinstance(key, OKPKey) and key.curve_name == "Ed25519":
+        return "Ed25519"
+    raise ValueError("a signing key must be EC P-256 or Ed25519")
+
+
+def sign_jwt(header: Mapping[str, Any], claims: Mapping[str, Any], key: SigningKey) -> str:
+    """A compact JWS of ``claims``; ``alg`` follows the key, never the caller's header."""
+    protected = {**header, "alg": signing_alg(key)}
+    payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode()
+    return jws.serialize_compact(protected, payload, key, algorithms=[protected["alg"]], registry=_JWS)
+
+
+def _signed_payload(token: str, key: Key) -> Any:
+    """The JSON payload of a JWS ``key`` signed with an allowed alg (the alg model checks the key type)."""
+    return json.loads(jws.deserialize_compact(token, key, algorithms=ALGORITHMS, registry=_JWS).payload)
+
+
+def verify_jwt(token: object, keys: KeySet, typs: Collection[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(header, claims) of a compact JWS of one of ``typs``, signed by the key in ``keys`` its kid names.
+
+    Refusals: ``malformed``, ``header_invalid`` (alg outside ALGORITHMS, typ, no kid, crit),
+    ``unknown_issuer_key``, ``signature_invalid``.
+    """
+    if not isinstance(token, str) or token.count(".") != 2:
+        raise CredentialError("malformed")
+    try:
+        header = _header(token.split(".")[0], "JWT")
+    except Invalid as exc:
+        raise CredentialError("malformed") from exc
+    kid = header.get("kid")
+    if header.get("alg") not in ALGORITHMS or header.get("typ") not in typs or not isinstance(kid, str):
+        raise CredentialError("header_invalid")
+    if "crit" in header:
+        raise CredentialError("header_invalid", "Critical header parameters are not accepted.")
+    matching = [k for k in keys.keys if k.kid == kid]
+    if not matching:
+        raise CredentialError("unknown_issuer_key")
+    try:
+        payload = _signed_payload(token, matching[0])
+    except (JoseError, ValueError) as exc:
+        raise CredentialError("signature_invalid") from exc
+    if not isinstance(payload, dict):
+        raise CredentialError("malformed")
+    return header, payload
+
+
 # --- issuer -------------------------------------------------------------------------------------------
 
 
 @dataclass
 class _Issuing:
-    salt: Any
+    salt: Callable[[], str]
     disclosures: list[str] = field(default_factory=list)
 
     def conceal(self, value: Any) -> Any:
@@ -107,7 +191,7 @@ class _Issuing:
                 else:
                     plain[name] = self.conceal(member)
             if digests:
-                plain["_sd"] = sorted(digests)
+                plain["_sd"] = sorted(digests)  # sorted: the order must not reveal the claims' order
             return plain
         if isinstance(value, list):
             return [
@@ -124,21 +208,36 @@ class _Issuing:
         return _digest(disclosure)
 
 
+def _marks_disclosable(value: Any) -> bool:
+    if isinstance(value, Disclosable):
+        return True
+    if isinstance(value, Mapping):
+        return any(_marks_disclosable(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_marks_disclosable(v) for v in value)
+    return False
+
+
 def issue_sd_jwt(
     claims: Mapping[str, Any],
-    issuer_key: ECKey,
+    issuer_key: SigningKey,
     *,
     holder_jwk: Mapping[str, Any] | None = None,
     typ: str = VC_TYP,
     extra_header: Mapping[str, Any] | None = None,
-    salt: Any = _salt,
+    salt: Callable[[], str] = _salt,
     decoys: int = 0,
 ) -> str:
-    """The SD-JWT (issuer-signed JWT and every disclosure) for these claims, signed ES256.
+    """The SD-JWT (issuer-signed JWT and every disclosure, ``~``-separated and ending in ``~``).
 
-    ``claims`` carries the registered claims too (``iss``, ``iat``, ``exp``, ``vct``, ``status``…);
-    ``holder_jwk`` becomes ``cnf.jwk``; ``decoys`` adds digests that match no disclosure.
+    ``claims`` carries the registered claims too (``iss``, ``iat``, ``exp``, ``vct``, ``status``…), and
+    ``Disclosable`` values where the holder may choose; ``holder_jwk`` becomes ``cnf.jwk``; ``decoys``
+    adds top-level digests that match no disclosure; ``salt`` is injectable for reproducible tests.
+    Signed ES256 (EC P-256 key) or Ed25519, with the key's ``kid``.
     """
+    for name in NEVER_DISCLOSED & set(claims):
+        if _marks_disclosable(claims[name]):
+            raise ValueError(f"the {name} claim must not be selectively disclosable (SD-JWT VC)")
     issuing = _Issuing(salt)
     payload = issuing.conceal(dict(claims))
     if decoys:
@@ -148,8 +247,7 @@ def issue_sd_jwt(
         payload["cnf"] = {"jwk": dict(holder_jwk)}
     if not issuer_key.kid:
         raise ValueError("the issuer's key needs a kid")
-    header = {"kid": issuer_key.kid, **(extra_header or {}), "alg": ES256, "typ": typ}
-    issuer_jwt = sign_with_header(header, payload, issuer_key)
+    issuer_jwt = sign_jwt({"kid": issuer_key.kid, **(extra_header or {}), "typ": typ}, payload, issuer_key)
     return "~".join([issuer_jwt, *issuing.disclosures]) + "~"
 
 
@@ -158,6 +256,8 @@ def issue_sd_jwt(
 
 @dataclass(frozen=True)
 class SdJwt:
+    """The parts of a compact SD-JWT or SD-JWT+KB, unverified."""
+
     issuer_jwt: str
     disclosures: list[str]
     key_binding: str | None
@@ -169,6 +269,7 @@ class SdJwt:
 
 
 def parse_sd_jwt(text: object) -> SdJwt:
+    """Split a compact SD-JWT (``jwt~d1~…~``) or SD-JWT+KB (``jwt~d1~…~kb``); nothing is verified."""
     if not isinstance(text, str) or not text.isascii() or len(text) > MAX_SD_JWT or "~" not in text:
         raise CredentialError("malformed", "This is not an SD-JWT in compact form.")
     parts = text.strip().split("~")
@@ -184,17 +285,49 @@ def parse_sd_jwt(text: object) -> SdJwt:
 Selection = Mapping[str, Any] | list[Any] | bool | None
 
 
+def selection_from_paths(paths: Iterable[Sequence[str | int]]) -> dict[str, Any]:
+    """The selection ``present`` takes, from claim paths: ``[("address", "district"), ("classes", 1)]``
+    discloses each named claim and every claim on the way to it, nothing below it."""
+    root: dict[str, Any] = {}
+    for path in paths:
+        if not path or not isinstance(path[0], str):
+            raise ValueError("a claim path starts with a claim name")
+        node: Any = root
+        for position, step in enumerate(path):
+            following = path[position + 1] if position + 1 < len(path) else None
+            wanted: Any = True if following is None else {} if isinstance(following, str) else []
+            node = _select_step(node, step, wanted)
+    return root
+
+
+def _select_step(node: Any, step: str | int, wanted: Any) -> Any:
+    if isinstance(node, list) and isinstance(step, int) and not isinstance(step, bool) and step >= 0:
+        node.extend([False] * (step + 1 - len(node)))
+        current = node[step]
+    elif isinstance(node, dict) and isinstance(step, str):
+        current = node.get(step)
+    else:
+        raise ValueError("a claim path's names and indexes must follow the claims' objects and arrays")
+    if isinstance(current, dict | list):
+        if wanted is True or type(current) is type(wanted):
+            return current  # already chosen, with claims below it
+        raise ValueError("two claim paths disagree on whether a claim is an object or an array")
+    node[step] = wanted
+    return wanted
+
+
 def present(
     sd_jwt: str,
     selection: Selection,
     *,
-    holder_key: ECKey | None = None,
+    holder_key: SigningKey | None = None,
     audience: str | None = None,
     nonce: str | None = None,
     issued_at: int | None = None,
 ) -> str:
-    """Keep the disclosures ``selection`` names (a structure like the claims: True or a nested
-    structure discloses), and add a Key Binding JWT when a holder key is given."""
+    """Keep the disclosures ``selection`` names (a structure like the claims: ``True`` or a nested
+    structure discloses a claim; see ``selection_from_paths``), and add a Key Binding JWT
+    (``aud``, ``nonce``, ``iat``, ``sd_hash``) signed by ``holder_key`` when one is given."""
     parsed = parse_sd_jwt(sd_jwt)
     payload = _unverified_payload(parsed.issuer_jwt)
     by_digest = {_digest(d): d for d in parsed.disclosures}
@@ -209,7 +342,7 @@ def present(
         "nonce": nonce,
         "sd_hash": _digest(presentation),
     }
-    return presentation + sign_with_header({"alg": ES256, "typ": KB_TYP}, claims, holder_key)
+    return presentation + sign_jwt({"typ": KB_TYP}, claims, holder_key)
 
 
 def _choose(value: Any, selection: Selection, by_digest: dict[str, str], kept: list[str]) -> None:
@@ -260,25 +393,24 @@ def verify_sd_jwt(
     now: int | None = None,
     typs: frozenset[str] = ACCEPTED_TYPS,
     check_period: bool = True,
+    issuer: str | None = None,
 ) -> VerifiedCredential:
-    """Verify an SD-JWT or a presentation of one; see the module's docstring for what is checked
-    (``check_period=False``: the caller reports an expired credential itself, as one check of several)."""
+    """Verify an SD-JWT or a presentation of one (RFC 9901 §7.1 and §7.3, SD-JWT VC §3.4).
+
+    ``issuer_keys`` is imported once by the caller (nothing is re-imported here but the holder's
+    ``cnf.jwk``); ``issuer``, when given, must equal the ``iss`` claim. A key binding, when present,
+    is always checked; ``audience`` and ``nonce``, when given, must match it. ``check_period=False``:
+    the caller reports an expired credential itself, as one check of several.
+    """
     parsed = parse_sd_jwt(text)
     moment = int(time.time()) if now is None else now
-    header, payload = _issuer_payload(parsed.issuer_jwt, issuer_keys, typs)
+    header, payload = verify_jwt(parsed.issuer_jwt, issuer_keys, typs)
     if payload.get("_sd_alg", SD_ALG) != SD_ALG:
         raise CredentialError("disclosure_invalid", "Only sha-256 disclosure digests are accepted.")
-    disclosures: dict[str, str] = {}
-    for disclosure in parsed.disclosures:
-        digest = _digest(disclosure)
-        if digest in disclosures:
-            raise CredentialError("disclosure_repeated")
-        disclosures[digest] = disclosure
-    used: set[str] = set()
-    claims = _reveal(payload, disclosures, used, 0)
-    if set(disclosures) - used:
-        raise CredentialError("disclosure_not_referenced")
-    claims.pop("_sd_alg", None)
+    if any(_has_digests(payload[name]) for name in NEVER_DISCLOSED & set(payload)):
+        raise CredentialError("disclosure_invalid", "The credential's status, key or type is partly disclosable.")
+    claims = _processed(payload, parsed.disclosures)
+    _check_vc_claims(claims, issuer)
     if check_period:
         _check_period(claims, moment)
     if parsed.key_binding is not None:
@@ -288,71 +420,94 @@ def verify_sd_jwt(
     return VerifiedCredential(claims, header, parsed.issuer_jwt, parsed.key_binding is not None)
 
 
-def _issuer_payload(issuer_jwt: str, keys: KeySet, typs: frozenset[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    try:
-        header = _header(issuer_jwt.split(".")[0], "credential")
-    except Invalid as exc:
-        raise CredentialError("malformed") from exc
-    kid = header.get("kid")
-    if header.get("alg") != ES256 or header.get("typ") not in typs or not isinstance(kid, str) or "crit" in header:
-        raise CredentialError("header_invalid")
-    matching = [k for k in keys.keys if k.kid == kid]
-    if not matching:
-        raise CredentialError("unknown_issuer_key")
-    try:
-        payload = json.loads(jws.deserialize_compact(issuer_jwt, matching[0], algorithms=[ES256]).payload)
-    except (JoseError, ValueError) as exc:
-        raise CredentialError("signature_invalid") from exc
-    if not isinstance(payload, dict):
-        raise CredentialError("malformed")
-    return header, payload
+@dataclass
+class _Revealing:
+    """One pass over the signed payload replacing digests with what the disclosures say (§7.1 step 3)."""
 
+    disclosures: dict[str, str]  # digest -> disclosure
+    seen: set[str] = field(default_factory=set)  # every digest met, disclosed or not
 
-def _reveal(value: Any, disclosures: dict[str, str], used: set[str], depth: int) -> Any:
-    if depth > MAX_DEPTH:
-        raise CredentialError("disclosure_invalid", "The credential's claims are nested too deeply.")
-    if isinstance(value, dict):
-        return _reveal_object(value, disclosures, used, depth)
-    if isinstance(value, list):
+    def meet(self, digest: object) -> str | None:
+        """The disclosure for an embedded digest, None if withheld or a decoy; no digest twice (step 4)."""
+        if not isinstance(digest, str):
+            raise CredentialError("disclosure_invalid")
+        if digest in self.seen:
+            raise CredentialError("disclosure_repeated")
+        self.seen.add(digest)
+        return self.disclosures.get(digest)
+
+    def reveal(self, value: Any, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise CredentialError("disclosure_invalid", "The credential's claims are nested too deeply.")
+        if isinstance(value, dict):
+            return self._reveal_object(value, depth)
+        if isinstance(value, list):
+            return self._reveal_array(value, depth)
+        return value
+
+    def _reveal_array(self, value: list[Any], depth: int) -> list[Any]:
         revealed = []
         for element in value:
             if isinstance(element, dict) and "..." in element:
-                digest = element["..."]
-                if set(element) != {"..."} or not isinstance(digest, str):
+                if set(element) != {"..."}:
                     raise CredentialError("disclosure_invalid")
-                if digest in disclosures:
-                    _mark_used(digest, used)
-                    revealed.append(_reveal(_decoded(disclosures[digest], 2)[1], disclosures, used, depth + 1))
+                disclosure = self.meet(element["..."])
+                if disclosure is not None:  # an element withheld is left out
+                    revealed.append(self.reveal(_decoded(disclosure, 2)[1], depth + 1))
             else:
-                revealed.append(_reveal(element, disclosures, used, depth + 1))
+                revealed.append(self.reveal(element, depth + 1))
         return revealed
-    return value
 
-
-def _reveal_object(value: dict[str, Any], disclosures: dict[str, str], used: set[str], depth: int) -> dict[str, Any]:
-    digests = value.get("_sd", [])
-    if not isinstance(digests, list) or not all(isinstance(d, str) for d in digests):
-        raise CredentialError("disclosure_invalid")
-    if len(set(digests)) != len(digests):
-        raise CredentialError("disclosure_repeated")
-    revealed = {name: _reveal(v, disclosures, used, depth + 1) for name, v in value.items() if name != "_sd"}
-    for digest in digests:
-        if digest not in disclosures:
-            continue  # withheld by the holder, or a decoy
-        _mark_used(digest, used)
-        _, name, inner = _decoded(disclosures[digest], 3)
-        if not isinstance(name, str) or name in RESERVED:
+    def _reveal_object(self, value: dict[str, Any], depth: int) -> dict[str, Any]:
+        digests = value.get("_sd", [])
+        if not isinstance(digests, list) or (depth > 0 and "_sd_alg" in value):
             raise CredentialError("disclosure_invalid")
-        if name in revealed:
-            raise CredentialError("claim_conflict")
-        revealed[name] = _reveal(inner, disclosures, used, depth + 1)
-    return revealed
+        revealed = {name: self.reveal(v, depth + 1) for name, v in value.items() if name != "_sd"}
+        for digest in digests:
+            disclosure = self.meet(digest)
+            if disclosure is None:
+                continue  # withheld by the holder, or a decoy
+            _, name, inner = _decoded(disclosure, 3)
+            if not isinstance(name, str) or name in RESERVED:
+                raise CredentialError("disclosure_invalid")
+            if depth == 0 and name in NEVER_DISCLOSED:
+                raise CredentialError("disclosure_invalid", f"The credential's {name} must not be disclosed apart.")
+            if name in revealed:
+                raise CredentialError("claim_conflict")
+            revealed[name] = self.reveal(inner, depth + 1)
+        return revealed
 
 
-def _mark_used(digest: str, used: set[str]) -> None:
-    if digest in used:
-        raise CredentialError("disclosure_repeated")
-    used.add(digest)
+def _processed(payload: dict[str, Any], disclosures: list[str]) -> dict[str, Any]:
+    """The Processed SD-JWT Payload: disclosed claims in place, digests and ``_sd_alg`` gone."""
+    by_digest: dict[str, str] = {}
+    for disclosure in disclosures:
+        digest = _digest(disclosure)
+        if digest in by_digest:
+            raise CredentialError("disclosure_repeated")
+        by_digest[digest] = disclosure
+    revealing = _Revealing(by_digest)
+    claims: dict[str, Any] = revealing.reveal(payload, 0)
+    if set(by_digest) - revealing.seen:
+        raise CredentialError("disclosure_not_referenced")
+    claims.pop("_sd_alg", None)
+    return claims
+
+
+def _has_digests(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "_sd" in value or "..." in value or any(_has_digests(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_digests(v) for v in value)
+    return False
+
+
+def _check_vc_claims(claims: dict[str, Any], issuer: str | None) -> None:
+    """SD-JWT VC §3.2.2: the credential names its type (and, when asked, the expected issuer)."""
+    if not isinstance(claims.get("vct"), str) or not claims["vct"]:
+        raise CredentialError("malformed", "The credential names no type (vct).")
+    if issuer is not None and claims.get("iss") != issuer:
+        raise CredentialError("unknown_issuer_key", "The credential names another issuer.")
 
 
 def _decoded(disclosure: str, length: int) -> list[Any]:
@@ -365,9 +520,13 @@ def _decoded(disclosure: str, length: int) -> list[Any]:
     return content
 
 
+def _is_time(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_period(claims: dict[str, Any], moment: int) -> None:
     for name in ("iat", "nbf", "exp"):
-        if name in claims and (not isinstance(claims[name], int) or isinstance(claims[name], bool)):
+        if name in claims and not _is_time(claims[name]):
             raise CredentialError("malformed", f"The credential's {name} is not a time.")
     if "nbf" in claims and claims["nbf"] > moment + LEEWAY:
         raise CredentialError("not_yet_valid")
@@ -375,18 +534,33 @@ def _check_period(claims: dict[str, Any], moment: int) -> None:
         raise CredentialError("expired")
 
 
+def _holder_key(claims: dict[str, Any]) -> Key:
+    cnf = claims.get("cnf")
+    jwk = cnf.get("jwk") if isinstance(cnf, dict) else None
+    if not isinstance(jwk, dict):
+        raise CredentialError("kb_invalid", "The credential names no holder key (cnf.jwk).")
+    public = {k: v for k, v in jwk.items() if k != "d"}
+    try:
+        if jwk.get("kty") == "EC" and jwk.get("crv") == "P-256":
+            return ECKey.import_key(public)
+        if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519":
+            return OKPKey.import_key(public)
+    except (JoseError, ValueError, TypeError) as exc:
+        raise CredentialError("kb_invalid", "The credential's holder key is not a valid key.") from exc
+    raise CredentialError("kb_invalid", "The credential's holder key is neither EC P-256 nor Ed25519.")
+
+
 def _check_key_binding(
     parsed: SdJwt, claims: dict[str, Any], audience: str | None, nonce: str | None, moment: int
 ) -> None:
     assert parsed.key_binding is not None
-    jwk = claims.get("cnf", {}).get("jwk") if isinstance(claims.get("cnf"), dict) else None
+    holder = _holder_key(claims)
     try:
         header = _header(parsed.key_binding.split(".")[0], "key binding")
-        if header.get("alg") != ES256 or header.get("typ") != KB_TYP or not isinstance(jwk, dict):
+        if header.get("alg") not in ALGORITHMS or header.get("typ") != KB_TYP or "crit" in header:
             raise CredentialError("kb_invalid")
-        holder = ECKey.import_key(jwk)
-        bound = json.loads(jws.deserialize_compact(parsed.key_binding, holder, algorithms=[ES256]).payload)
-    except (Invalid, JoseError, ValueError, TypeError) as exc:
+        bound = _signed_payload(parsed.key_binding, holder)
+    except (Invalid, JoseError, ValueError) as exc:
         raise CredentialError("kb_invalid") from exc
     if not isinstance(bound, dict):
         raise CredentialError("kb_invalid")
@@ -397,7 +571,7 @@ def _check_key_binding(
     if nonce is not None and bound.get("nonce") != nonce:
         raise CredentialError("kb_nonce_mismatch")
     issued = bound.get("iat")
-    if not isinstance(issued, int) or not moment - KB_MAX_AGE <= issued <= moment + LEEWAY:
+    if not _is_time(issued) or not moment - KB_MAX_AGE <= issued <= moment + LEEWAY:
         raise CredentialError("kb_stale")
 
 
