@@ -126,3 +126,29 @@ async def test_the_log_keeps_only_verifying_cosignatures_by_accepted_witnesses(
     assert again.status_code == 201  # a newer cosignature replaces the older
     assert (await client.get("/eproof/log/checkpoint")).text.count("partner.example.org/witness") == 1
     await witness.http.aclose()
+
+
+async def test_a_genuine_cosignature_cannot_carry_a_second_line(
+    app: FastAPI, client: httpx.AsyncClient, departments: Departments, witness: PartnerWitness
+) -> None:
+    """The attack: copy a witness's genuine line and append a line of one's own, which the log would
+    then serve beside its checkpoint as if it had been checked."""
+    await departments.issue(await make_resident(app))
+    async with app.state.sessionmaker() as db:
+        note = await app.state.eproof.log.checkpoint(db)
+    text = verify_checkpoint(note, app.state.eproof.log.signer.verifier)[1].text
+    genuine = witness.signer.cosignature_line(text, 7).rstrip("\n")
+    stranger = NoteSigner("stranger.example/witness", Ed25519PrivateKey.generate(), COSIGNATURE_ED25519)
+    for smuggled in (
+        genuine + "\n" + stranger.cosignature_line(text, 7),
+        stranger.cosignature_line(text, 7) + genuine,
+        genuine + "\n\n" + stranger.cosignature_line(text, 7),
+        genuine + "\r",
+    ):
+        answer = await client.post("/eproof/log/cosignatures", json={"size": 1, "cosignature": smuggled})
+        assert answer.status_code == 422, smuggled
+        assert answer.json()["detail"].startswith("A cosignature is one line")
+    served = (await client.get("/eproof/log/checkpoint")).text
+    assert "stranger.example" not in served
+    assert (await client.post("/eproof/log/cosignatures", json={"size": 1, "cosignature": genuine})).status_code == 201
+    await witness.http.aclose()

@@ -329,6 +329,24 @@ async def test_prompt_login_and_max_age_send_a_signed_in_resident_to_sign_in_aga
         assert (await client.get(start.headers["location"])).status_code == 200, extra
 
 
+@pytest.mark.parametrize("max_age", ["\u00b2", "\u0661\u0662", "-1", "1.5", "1" * 10])
+async def test_a_max_age_that_is_not_an_ascii_number_is_invalid_request(
+    app: FastAPI, client: httpx.AsyncClient, max_age: str
+) -> None:
+    """str.isdigit() accepts a superscript two, which int() then refuses: that was a 500."""
+    rp = await register_client(app)
+    from tests.oidc_support import authorize_query
+
+    _, challenge = pkce()
+    response = await client.get(f"/oidc/authorize?{authorize_query(rp, challenge, max_age=max_age)}")
+    assert response.status_code == 303
+    answer = query_of(response.headers["location"])
+    assert (answer["error"], answer["error_description"]) == (
+        "invalid_request",
+        "max_age must be a non-negative integer",
+    )
+
+
 async def test_verified_service_steps_up_or_refuses(app: FastAPI, client: httpx.AsyncClient) -> None:
     rp = await register_client(app, "rp-verified", required_acr="verified")
     basic_resident = await make_resident(app)

@@ -35,13 +35,16 @@ from bauhinia.eproof.tiles import (
 )
 from bauhinia.sdk.transparency import (
     COSIGNATURE_ED25519,
+    PROOF_HEADER,
     Checkpoint,
     LogProofError,
     NoteSigner,
     NoteVerifier,
     ProofBundle,
     leaf_hash,
+    parse_checkpoint,
     parse_note,
+    parse_proof_bundle,
     sign_note,
     verify_checkpoint,
     verify_consistency,
@@ -356,6 +359,70 @@ async def test_a_flipped_bit_in_a_proof_bundle_is_refused(log_key: NoteSigner, d
     bundle = str(ProofBundle(claimed, proof, note))
     with pytest.raises(LogProofError):
         verify_proof_bundle(bundle, tree.entries[index], log_key.verifier)
+
+
+# --- what a note, a checkpoint and a bundle may hold ------------------------------------------------------
+
+
+def test_the_signatures_start_after_the_last_blank_line() -> None:
+    """C2SP signed-note (and Go's note.Open): a text may hold a blank line; the signature block
+    follows the last one."""
+    text = "first paragraph\n\nsecond paragraph\n"
+    signer = NoteSigner("example.org/notes", Ed25519PrivateKey.generate())
+    note = f"{text}\n{signer.signature_line(text)}"
+    assert verify_note(note, signer.verifier).text == text
+
+
+@pytest.mark.parametrize("control", ["\r", "\x00", "\t", "\x1b"])
+def test_control_characters_in_a_note_are_refused(log_key: NoteSigner, control: str) -> None:
+    text = Checkpoint(log_key.name, 7, bytes(32)).text.replace("\n7\n", f"\n7{control}\n")
+    note = f"{text}\n{log_key.signature_line(text)}"
+    with pytest.raises(LogProofError, match="control character"):
+        verify_note(note, log_key.verifier)
+    with pytest.raises(ValueError, match="control character"):
+        sign_note(text, log_key)
+
+
+def test_a_checkpoint_with_an_empty_extension_line_is_refused(log_key: NoteSigner) -> None:
+    text = Checkpoint(log_key.name, 7, bytes(32)).text + "extension\n" + " \n"
+    with pytest.raises(LogProofError, match="extension line"):
+        parse_checkpoint(text)
+    assert parse_checkpoint(Checkpoint(log_key.name, 7, bytes(32), ("ext one",)).text).extensions == ("ext one",)
+
+
+@pytest.mark.parametrize("size", ["\u00b2", "\u0661\u0662", "07", "+7", " 7", "7 ", "-1", "", "1" * 20])
+def test_a_checkpoint_size_is_plain_ascii_decimal(log_key: NoteSigner, size: str) -> None:
+    text = f"{log_key.name}\n{size}\n{base64.b64encode(bytes(32)).decode()}\n"
+    with pytest.raises(LogProofError, match="size is not a decimal number"):
+        parse_checkpoint(text)
+
+
+@pytest.mark.parametrize("index", ["\u00b2", "\u0661\u0662", "07", "+7", "-1", "", "1" * 20])
+def test_a_bundle_index_is_plain_ascii_decimal(log_key: NoteSigner, index: str) -> None:
+    note = sign_note(Checkpoint(log_key.name, 20, bytes(32)).text, log_key)
+    with pytest.raises(LogProofError, match="no entry index"):
+        parse_proof_bundle(f"{PROOF_HEADER}\nindex {index}\n\n{note}")
+    assert parse_proof_bundle(f"{PROOF_HEADER}\nindex 0\n\n{note}").index == 0
+
+
+def test_a_witness_key_does_not_sign_notes(log_key: NoteSigner, witness_key: NoteSigner) -> None:
+    """A 0x04 key signs only cosignatures: a plain Ed25519 signature under its key id is no note signature."""
+    text = Checkpoint(log_key.name, 7, bytes(32)).text
+    with pytest.raises(ValueError, match="0x01"):
+        witness_key.signature_line(text)
+    raw = witness_key.private_key.sign(text.encode())
+    forged = f"{text}\n— {witness_key.name} {base64.b64encode(witness_key.verifier.key_id + raw).decode()}\n"
+    with pytest.raises(LogProofError, match="0x01"):
+        verify_note(forged, witness_key.verifier)
+
+
+def test_every_signature_line_by_the_known_key_must_verify(log_key: NoteSigner) -> None:
+    text = Checkpoint(log_key.name, 7, bytes(32)).text
+    _, raw = signature_bytes(log_key.signature_line(text))
+    bad = f"— {log_key.name} {base64.b64encode(raw[:4] + bytes(64)).decode()}\n"
+    for note in (f"{text}\n{log_key.signature_line(text)}{bad}", f"{text}\n{bad}{log_key.signature_line(text)}"):
+        with pytest.raises(LogProofError, match="does not match"):
+            verify_note(note, log_key.verifier)
 
 
 # --- whose signature counts (C2SP signed-note) ------------------------------------------------------------

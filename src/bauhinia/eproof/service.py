@@ -500,9 +500,13 @@ class EproofService:
         note = await db.scalar(select(Checkpoint.note).where(Checkpoint.size == size))
         if note is None:
             raise EproofError(422, f"The log has no checkpoint of {size} entries.", "size")
+        line = line.removesuffix("\n")
+        if not line or any(c < " " for c in line):
+            # One line only: a second would be served beside the checkpoint without being checked.
+            raise EproofError(422, "A cosignature is one line: '— <witness name> <base64>'.", "cosignature")
         try:
             checkpoint, _ = verify_checkpoint(note, self.log.signer.verifier)
-            candidate = parse_note(checkpoint.text + "\n" + line.rstrip("\n") + "\n")
+            candidate = parse_note(checkpoint.text + "\n" + line + "\n")
         except LogProofError as exc:
             raise EproofError(422, f"The cosignature is malformed: {exc}", "cosignature") from exc
         for witness in self.witnesses():
@@ -511,7 +515,7 @@ class EproofService:
             except LogProofError:
                 continue
             await db.execute(delete(Cosignature).where(Cosignature.size == size, Cosignature.witness == witness.name))
-            await self.log.cosign(db, size, witness.name, line.rstrip("\n") + "\n")
+            await self.log.cosign(db, size, witness.name, line + "\n")
             return witness.name
         raise EproofError(
             422, "The cosignature is not by a witness this log accepts, or does not verify.", "cosignature"

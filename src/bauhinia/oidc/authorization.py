@@ -258,7 +258,7 @@ def _pkce_challenge(params: dict[str, str], fail: Any) -> str:
 def _max_age(raw: str | None, fail: Any) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:  # isdigit alone takes "²"
         raise fail("invalid_request", "max_age must be a non-negative integer")
     return int(raw)
 

@@ -164,6 +164,8 @@ class NoteSigner:
         return NoteVerifier(self.name, raw, self.signature_type)
 
     def signature_line(self, text: str) -> str:
+        if self.signature_type != NOTE_KEY_ED25519:
+            raise ValueError("a note signer's key has signature type 0x01 (a 0x04 key only cosigns)")
         signature = self.private_key.sign(text.encode())
         return _line(self.name, self.verifier.key_id + signature)
 
@@ -199,13 +201,23 @@ class Note:
 def sign_note(text: str, signer: NoteSigner) -> str:
     if not text.endswith("\n") or "\n\n" in text or not text.strip():
         raise ValueError("a note's text is non-empty lines, each ending with a newline")
+    if _has_control_character(text):
+        raise ValueError("a note's text holds a control character other than newline")
     return f"{text}\n{signer.signature_line(text)}"
+
+
+def _has_control_character(text: str) -> bool:
+    # C2SP signed-note, as Go's note.Open reads it: nothing below U+0020 but the newline.
+    return any(c < " " and c != "\n" for c in text)
 
 
 def parse_note(note: str) -> Note:
     if len(note.encode()) > MAX_NOTE_BYTES or not note.endswith("\n"):
         raise LogProofError("a signed note ends with a newline and is at most 1 MB")
-    text, separator, lines = note.partition("\n\n")
+    if _has_control_character(note):
+        raise LogProofError("a signed note holds a control character other than newline")
+    # The signatures follow the last blank line: a text may hold blank lines, signature lines never do.
+    text, separator, lines = note.rpartition("\n\n")
     if not separator or not text:
         raise LogProofError("a signed note is its text, a blank line, then its signatures")
     signatures = [_parse_signature_line(line) for line in lines.split("\n")[:-1]]
@@ -228,15 +240,18 @@ def _parse_signature_line(line: str) -> SignatureLine:
 
 def verify_note(note: str, verifier: NoteVerifier) -> Note:
     """The note, if ``verifier``'s key signed it (other signatures are kept, unchecked)."""
+    if verifier.signature_type != NOTE_KEY_ED25519:
+        raise LogProofError("a note signer's key has signature type 0x01; a 0x04 key only cosigns")
     parsed = parse_note(note)
     mine = [s for s in parsed.signatures if s.name == verifier.name and s.key_id == verifier.key_id]
     if not mine:
         raise LogProofError(f"the note has no signature by {verifier.name}")
     key = Ed25519PublicKey.from_public_bytes(verifier.public_key)
-    try:
-        key.verify(mine[0].signature, parsed.text.encode())
-    except InvalidSignature:
-        raise LogProofError(f"the signature by {verifier.name} does not match the note") from None
+    for line in mine:  # a known key's failing signature is an error, wherever it stands (C2SP signed-note)
+        try:
+            key.verify(line.signature, parsed.text.encode())
+        except InvalidSignature:
+            raise LogProofError(f"the signature by {verifier.name} does not match the note") from None
     return parsed
 
 
@@ -262,6 +277,11 @@ def verify_cosignature(note: Note, witness: NoteVerifier) -> int:
 
 def _line(name: str, raw: bytes) -> str:
     return f"{SIGNATURE_PREFIX}{name} {base64.b64encode(raw).decode()}\n"
+
+
+def is_decimal(text: str) -> bool:
+    """A plain ASCII decimal of at most 19 digits (fits a uint63), with no sign or leading zero."""
+    return text.isascii() and text.isdigit() and 0 < len(text) <= 19 and (text == "0" or not text.startswith("0"))
 
 
 def _valid_name(name: str) -> bool:
@@ -296,8 +316,10 @@ def parse_checkpoint(text: str) -> Checkpoint:
     if len(lines) < 3 or not lines[0]:
         raise LogProofError("a checkpoint is its origin, its size and its root hash, one per line")
     origin, size_text, root_text, *extensions = lines
-    if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")) or len(size_text) > 19:
+    if not is_decimal(size_text):
         raise LogProofError("the checkpoint's size is not a decimal number")
+    if not all(line.strip() for line in extensions):
+        raise LogProofError("a checkpoint's extension line is never empty")
     root = _b64(root_text, "the checkpoint's root hash")
     if len(root) != HASH_SIZE:
         raise LogProofError("the checkpoint's root hash is not 32 bytes")
@@ -342,7 +364,7 @@ def parse_proof_bundle(text: str) -> ProofBundle:
     if rest and rest[0].startswith("extra "):
         extra = _b64(rest[0][6:], "the bundle's extra data")
         rest = rest[1:]
-    if not rest or not rest[0].startswith("index ") or not rest[0][6:].isdigit():
+    if not rest or not rest[0].startswith("index ") or not is_decimal(rest[0][6:]):
         raise LogProofError("the proof bundle names no entry index")
     proof = [_b64(line, "an inclusion proof hash") for line in rest[1:]]
     return ProofBundle(int(rest[0][6:]), proof, note, extra)

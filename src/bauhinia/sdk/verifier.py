@@ -136,12 +136,13 @@ def _unpacked(text: str) -> tuple[str, str | None]:
 
 def _printed(text: str, trust: Trust, moment: int) -> Verdict:
     verdict = Verdict("printed")
-    keys: dict[bytes, ec.EllipticCurvePublicKey] = {}
-    for issuer in trust.issuers.values():
+    # Each key is pinned to its department: a code signed by one and naming another is refused.
+    keys: dict[bytes, printed_form.IssuerKey] = {}
+    for member, issuer in trust.issuers.items():
         for jwk in issuer["jwks"]["keys"]:
             public = ECKey.import_key(jwk).public_key
             if isinstance(public, ec.EllipticCurvePublicKey):
-                keys[printed_form.key_id(public)] = public
+                keys[printed_form.key_id(public)] = printed_form.IssuerKey(member, public)
     try:
         credential = printed_form.decode_printed(text, keys, check_expiry=False)
     except printed_form.PrintedCredentialError as exc:
