@@ -22,7 +22,10 @@ from bauhinia.sdk.sdjwt import credential_digest, present, verify_sd_jwt
 from bauhinia.sdk.status_list import status_reference, verify_status_list_token
 from bauhinia.sdk.transparency import (
     NoteVerifier,
+    leaf_hash,
+    parse_entry_bundle,
     parse_proof_bundle,
+    tree_root,
     verify_checkpoint,
     verify_consistency,
     verify_proof_bundle,
@@ -162,6 +165,10 @@ async def test_the_log_is_served_as_tlog_tiles_with_consistent_checkpoints(
     assert tile.headers["cache-control"].endswith("immutable")
     entries = await client.get("/eproof/log/tile/entries/000.p/3")
     assert entries.status_code == 200
+    # A monitor that reads every entry rebuilds the checkpoint's root, and sees no personal data.
+    read = parse_entry_bundle(entries.content, 3)
+    assert tree_root([leaf_hash(e) for e in read]) == checkpoint.root
+    assert [json.loads(e)["event"] for e in read] == ["issued"] * 3
     assert (await client.get("/eproof/log/tile/0/000.p/4")).status_code == 404
     assert (await client.get("/eproof/log/tile/0/1")).status_code == 404
     proof = (await client.get("/eproof/log/consistency", params={"from": 1, "to": 3})).json()["proof"]

@@ -43,9 +43,11 @@ from bauhinia.sdk.transparency import (
     ProofBundle,
     leaf_hash,
     parse_checkpoint,
+    parse_entry_bundle,
     parse_note,
     parse_proof_bundle,
     sign_note,
+    tree_root,
     verify_checkpoint,
     verify_consistency,
     verify_cosignature,
@@ -423,6 +425,30 @@ def test_every_signature_line_by_the_known_key_must_verify(log_key: NoteSigner) 
     for note in (f"{text}\n{log_key.signature_line(text)}{bad}", f"{text}\n{bad}{log_key.signature_line(text)}"):
         with pytest.raises(LogProofError, match="does not match"):
             verify_note(note, log_key.verifier)
+
+
+# --- what a monitor reads ------------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=40), max_size=70))
+def test_the_one_pass_tree_root_is_rfc_9162s(entries: list[bytes]) -> None:
+    expected = Reference(entries).mth(0, len(entries)) if entries else hashlib.sha256(b"").digest()
+    assert tree_root([leaf_hash(e) for e in entries]) == expected
+
+
+def test_an_entry_bundle_reads_back_or_is_refused() -> None:
+    entries = [b"", b"a", bytes(300), b"\xff" * 65535]
+    bundle = b"".join(len(e).to_bytes(2, "big") + e for e in entries)
+    assert parse_entry_bundle(bundle, 4) == entries
+    for damaged, why in (
+        (bundle[:-1], "ends inside an entry"),
+        (bundle + b"\x00", "ends inside an entry's length"),
+        (bundle + b"\x00\x00", "holds 5 entries, not 4"),
+        (bundle[: 2 + 0 + 2 + 1], "holds 2 entries, not 4"),
+    ):
+        with pytest.raises(LogProofError, match=why):
+            parse_entry_bundle(damaged, 4)
 
 
 # --- whose signature counts (C2SP signed-note) ------------------------------------------------------------

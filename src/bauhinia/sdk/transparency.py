@@ -105,6 +105,43 @@ def verify_consistency(size1: int, size2: int, root1: bytes, root2: bytes, proof
         raise LogProofError("the consistency proof does not lead to the newer checkpoint's root")
 
 
+def tree_root(leaf_hashes: list[bytes]) -> bytes:
+    """RFC 9162 §2.1.1's Merkle Tree Hash of leaf hashes, in one pass: what a monitor that reads every
+    entry recomputes and holds against a checkpoint's root."""
+    if not leaf_hashes:
+        return hashlib.sha256(b"").digest()
+    _check_hashes(leaf_hashes)
+    perfect: list[tuple[int, bytes]] = []  # complete subtrees, sizes strictly decreasing
+    for node in leaf_hashes:
+        size = 1
+        while perfect and perfect[-1][0] == size:
+            node = node_hash(perfect.pop()[1], node)
+            size *= 2
+        perfect.append((size, node))
+    root = perfect.pop()[1]
+    while perfect:
+        root = node_hash(perfect.pop()[1], root)
+    return root
+
+
+def parse_entry_bundle(data: bytes, width: int) -> list[bytes]:
+    """The ``width`` entries of a C2SP tlog-tiles entry bundle (each a big-endian uint16 length and
+    its bytes); ``LogProofError`` if the bundle holds fewer, more, or is cut short."""
+    entries, offset = [], 0
+    while offset < len(data):
+        if offset + 2 > len(data):
+            raise LogProofError("the entry bundle ends inside an entry's length")
+        length = int.from_bytes(data[offset : offset + 2], "big")
+        offset += 2
+        if offset + length > len(data):
+            raise LogProofError("the entry bundle ends inside an entry")
+        entries.append(data[offset : offset + length])
+        offset += length
+    if len(entries) != width:
+        raise LogProofError(f"the entry bundle holds {len(entries)} entries, not {width}")
+    return entries
+
+
 def _check_hashes(hashes: list[bytes]) -> None:
     if len(hashes) > MAX_PROOF_HASHES + 1 or any(len(h) != HASH_SIZE for h in hashes):
         raise LogProofError("a proof is at most 64 hashes of 32 bytes (SHA-256)")
