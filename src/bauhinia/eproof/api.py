@@ -28,7 +28,7 @@ from bauhinia.eproof.schemas import (
     StatusName,
 )
 from bauhinia.eproof.service import EproofError, eproof_service
-from bauhinia.eproof.tiles import TILE_WIDTH, TilePathError, parse_tile_path
+from bauhinia.eproof.tiles import TilePathError, parse_tile_path
 from bauhinia.oidc.service import OPERATOR_SCOPE, calling_client
 
 router = APIRouter(tags=["e-Proof"])
@@ -116,8 +116,7 @@ async def tile(request: Request, db: SessionDep, path: str) -> Response:
     if data is None:
         raise Problem(404, "Not Found", "The log has no such tile (yet).")
     # A tile of a given width never changes: full and partial tiles alike may be cached for ever.
-    headers = {"Cache-Control": IMMUTABLE if width <= TILE_WIDTH else "no-cache"}
-    return Response(data, media_type="application/octet-stream", headers=headers)
+    return Response(data, media_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE})
 
 
 @router.get("/eproof/log/consistency", summary="A consistency proof between two tree sizes (RFC 9162)")

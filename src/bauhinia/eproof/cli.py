@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bauhinia.oneshot import run_with_app
+from bauhinia.sdk.monitor import LogMonitor, MonitorState
+from bauhinia.sdk.transparency import LogProofError
 from bauhinia.sdk.verifier import Trust, Verdict, fetch_trust, verify
 
 eproof_app = typer.Typer(help="e-Proof: the transparency log and offline verification.", no_args_is_help=True)
@@ -31,9 +34,7 @@ def check_log(data_dir: DataDirOption = None) -> None:
     at the first entry, tile or checkpoint that does not fit."""
 
     async def work(db: Any, state: Any) -> Any:
-        with Progress(
-            TextColumn("Checking the log"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-        ) as progress:
+        with _progress("Checking the log") as progress:
             task = progress.add_task("check")
             return await state.eproof.log.check(
                 db, lambda done, total: progress.update(task, completed=done, total=total)
@@ -59,6 +60,59 @@ def trust(
         raise typer.Exit(1) from exc
     output.write_text(fetched.to_json())
     console.print(f"Wrote {output}: {len(fetched.issuers)} issuers, {len(fetched.status_tokens)} status lists.")
+
+
+@eproof_app.command("monitor")
+def monitor(
+    url: Annotated[str, typer.Argument(help="The platform's public URL, e.g. https://id.gov.hk")],
+    state_file: Annotated[
+        Path, typer.Option("--state", help="What the monitor remembers between runs (created on the first).")
+    ] = Path("monitor.json"),
+    trust_file: Annotated[
+        Path | None, typer.Option("--trust", help="Pin the log's key from this trust file on the first run.")
+    ] = None,
+) -> None:
+    """Read every new entry of the public log, rebuild the tree and hold it against the latest signed
+    checkpoint; exit 1 if the log rewrote its history or serves entries it did not sign, 2 if it cannot
+    be reached."""
+    base = url.rstrip("/")
+    with httpx.Client(timeout=30, follow_redirects=False) as http:
+        try:
+            state = _monitor_state(http, base, state_file, trust_file)
+            with _progress("Reading the log") as progress:
+                task = progress.add_task("read")
+                seen = LogMonitor(http, f"{base}/eproof/log", state).observe(
+                    lambda done, total: progress.update(task, completed=done, total=total)
+                )
+        except LogProofError as exc:
+            console.print(f"[red]The log does not check out:[/red] {exc}")
+            raise typer.Exit(1) from exc
+        except (httpx.HTTPError, OSError, ValueError, KeyError, TypeError) as exc:
+            console.print(f"[red]Could not read the log or the state at {base}:[/red] {exc}")
+            raise typer.Exit(2) from exc
+    state_file.write_text(state.to_json())
+    new = ", ".join(f"{n} {event}" for event, n in sorted(seen.new_events.items())) or "nothing new"
+    size, read = seen.checkpoint.size, seen.checkpoint.size - seen.previous_size
+    console.print(
+        f"[green]The log checks out:[/green] {size} entries, {read} read now ({new}); every one matches the "
+        "signed checkpoint, which extends what was seen before."
+    )
+
+
+def _monitor_state(http: httpx.Client, base: str, state_file: Path, trust_file: Path | None) -> MonitorState:
+    """The state of earlier runs, or a new one pinning the log's key: from a trust file, else from the
+    discovery document on first use (said aloud, as the key is then only as good as that first fetch)."""
+    if state_file.exists():
+        return MonitorState.from_json(state_file.read_text())
+    if trust_file is not None:
+        return MonitorState(Trust.from_json(trust_file.read_text()).log_vkey)
+    vkey = http.get(f"{base}/.well-known/bauhinia-eproof").raise_for_status().json()["log"]["vkey"]
+    console.print(f"Pinned the log's key on first use: {vkey}")
+    return MonitorState(str(vkey))
+
+
+def _progress(label: str) -> Progress:
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
 
 
 def verify_command(

@@ -17,10 +17,9 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bauhinia.sdk.transparency import HASH_SIZE, node_hash
+from bauhinia.sdk.transparency import HASH_SIZE, TILE_HEIGHT, TILE_WIDTH, node_hash, tile_path
 
-TILE_HEIGHT = 8
-TILE_WIDTH = 1 << TILE_HEIGHT
+__all__ = ["TILE_HEIGHT", "TILE_WIDTH", "tile_path"]  # the paths live in the SDK: monitors build them too
 TILE_BYTES = TILE_WIDTH * HASH_SIZE
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 MAX_LEVEL = 63 // TILE_HEIGHT
@@ -36,21 +35,6 @@ class TilePathError(ValueError):
 
 
 # --- paths ------------------------------------------------------------------------------------------
-
-
-def tile_path(level: int | None, index: int, width: int = TILE_WIDTH) -> str:
-    """``tile/<L>/<N>[.p/<W>]`` (or ``tile/entries/…`` when level is None), N in 3-digit groups, all
-    but the last prefixed with x."""
-    parts = []
-    while True:
-        parts.append(f"{index % 1000:03d}")
-        index //= 1000
-        if index == 0:
-            break
-    groups = "/".join([f"x{p}" for p in reversed(parts[1:])] + [parts[0]])
-    head = "entries" if level is None else str(level)
-    partial = f".p/{width}" if width < TILE_WIDTH else ""
-    return f"tile/{head}/{groups}{partial}"
 
 
 def parse_tile_path(path: str) -> tuple[int | None, int, int]:

@@ -18,6 +18,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 HASH_SIZE = 32
+TILE_HEIGHT = 8  # C2SP tlog-tiles: 256 hashes, or 256 entries, a tile
+TILE_WIDTH = 1 << TILE_HEIGHT
 NOTE_KEY_ED25519 = 0x01
 COSIGNATURE_ED25519 = 0x04
 SIGNATURE_PREFIX = "\u2014 "  # an em dash and a space start every signature line
@@ -105,23 +107,53 @@ def verify_consistency(size1: int, size2: int, root1: bytes, root2: bytes, proof
         raise LogProofError("the consistency proof does not lead to the newer checkpoint's root")
 
 
+@dataclass
+class CompactRange:
+    """The right edge of a tree of ``size`` leaves: the roots of its complete subtrees, largest first
+    (one per 1 bit of ``size``). It is all a monitor keeps to extend the tree and recompute its root."""
+
+    size: int = 0
+    subtrees: list[bytes] = field(default_factory=list)
+
+    def extend(self, leaf_hashes: list[bytes]) -> CompactRange:
+        _check_hashes(leaf_hashes)
+        for node in leaf_hashes:
+            merged, size = node, self.size
+            while size & 1:  # each trailing 1 bit of the size is a complete subtree the new leaf completes
+                merged = node_hash(self.subtrees.pop(), merged)
+                size >>= 1
+            self.subtrees.append(merged)
+            self.size += 1
+        return self
+
+    def root(self) -> bytes:
+        """RFC 9162 §2.1.1's Merkle Tree Hash of the leaves so far."""
+        if not self.subtrees:
+            return hashlib.sha256(b"").digest()
+        root = self.subtrees[-1]
+        for subtree in reversed(self.subtrees[:-1]):
+            root = node_hash(subtree, root)
+        return root
+
+
 def tree_root(leaf_hashes: list[bytes]) -> bytes:
-    """RFC 9162 §2.1.1's Merkle Tree Hash of leaf hashes, in one pass: what a monitor that reads every
-    entry recomputes and holds against a checkpoint's root."""
-    if not leaf_hashes:
-        return hashlib.sha256(b"").digest()
-    _check_hashes(leaf_hashes)
-    perfect: list[tuple[int, bytes]] = []  # complete subtrees, sizes strictly decreasing
-    for node in leaf_hashes:
-        size = 1
-        while perfect and perfect[-1][0] == size:
-            node = node_hash(perfect.pop()[1], node)
-            size *= 2
-        perfect.append((size, node))
-    root = perfect.pop()[1]
-    while perfect:
-        root = node_hash(perfect.pop()[1], root)
-    return root
+    """RFC 9162 §2.1.1's Merkle Tree Hash of leaf hashes, in one pass."""
+    return CompactRange().extend(leaf_hashes).root()
+
+
+def tile_path(level: int | None, index: int, width: int = TILE_WIDTH) -> str:
+    """``tile/<L>/<N>[.p/<W>]`` (or ``tile/entries/…`` when level is None), N in 3-digit groups, all
+    but the last prefixed with x."""
+    parts = []
+    while True:
+        parts.append(f"{index % 1000:03d}")
+        index //= 1000
+        if index == 0:
+            break
+    groups = "/".join([f"x{p}" for p in reversed(parts[1:])] + [parts[0]])
+    head = "entries" if level is None else str(level)
+    partial = f".p/{width}" if width < TILE_WIDTH else ""
+    return f"tile/{head}/{groups}{partial}"
 
 
 def parse_entry_bundle(data: bytes, width: int) -> list[bytes]:
