@@ -3,6 +3,7 @@ offline against a trust file, and says revoked once the status list it was given
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -114,3 +115,56 @@ async def test_verify_offline_says_valid_then_revoked(
     tampered = credential_file.read_text().replace("index ", "index 1")
     credential_file.write_text(tampered)
     assert (await invoke(arguments)).exit_code == 1
+
+
+async def issuer_kid(app: FastAPI, credential_id: str) -> str:
+    async with app.state.sessionmaker() as db:
+        row = await db.get(Credential, credential_id)
+        assert row is not None
+        header = row.sd_jwt.split(".")[0]
+    return str(json.loads(base64.urlsafe_b64decode(header + "==="))["kid"])
+
+
+async def published_kids(client: httpx.AsyncClient, member: str) -> list[str]:
+    document = (await client.get("/.well-known/bauhinia-eproof")).json()
+    return [key["kid"] for key in document["issuers"][member]["jwks"]["keys"]]
+
+
+async def test_rotating_an_issuers_key_publishes_it_first_then_signs_with_it(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings, departments: Departments
+) -> None:
+    earlier = (await issue_some(app, departments, 1))[0]
+    first_kid = await issuer_kid(app, str(earlier["id"]))
+
+    later = await invoke(["eproof", "rotate-key", "HK/GOV/TD", "--activate-in", "3600"], cli_env(settings))
+    assert later.exit_code == 0, later.output
+    pending = json.loads(later.stdout)
+    assert (pending["member"], pending["signing_in_seconds"]) == ("HK/GOV/TD", 3600)
+    assert await published_kids(client, "HK/GOV/TD") == [first_kid, pending["kid"]]  # verifiers fetch it first
+    still = (await issue_some(app, departments, 1))[0]
+    assert await issuer_kid(app, str(still["id"])) == first_kid
+
+    now = await invoke(["eproof", "rotate-key", "HK/GOV/TD", "--activate-in", "0"], cli_env(settings))
+    assert now.exit_code == 0, now.output
+    current = json.loads(now.stdout)["kid"]
+    fresh = (await issue_some(app, departments, 1))[0]
+    assert await issuer_kid(app, str(fresh["id"])) == current
+    assert current in await published_kids(client, "HK/GOV/TD")
+    assert first_kid in await published_kids(client, "HK/GOV/TD")  # what it signed lives on
+
+    # The credential the retired key signed still verifies, and its status changes are signed anew.
+    async with app.state.sessionmaker() as db:
+        assert (await app.state.eproof.verify(db, str(earlier["printed"]))).valid
+    assert (await departments.set_status(str(earlier["id"]), "revoked")).status_code == 200
+    async with app.state.sessionmaker() as db:
+        verdict = await app.state.eproof.verify(db, str(earlier["printed"]))
+        assert verdict.outcomes["status"] == (False, "revoked")
+        assert verdict.outcomes["signature"] == (True, "")
+        assert (await app.state.eproof.verify(db, str(fresh["printed"]))).valid
+        rotated = "SELECT subject FROM audit_events WHERE event_type = 'eproof.issuer_key_rotated'"
+        events = await db.execute(text(rotated))
+        assert [row[0] for row in events] == ["eproof-issuer:HK/GOV/TD"] * 2
+
+    unknown = await invoke(["eproof", "rotate-key", "HK/GOV/XX"], cli_env(settings))
+    assert unknown.exit_code == 1
+    assert "HK/GOV/XX has no issuing key" in unknown.output

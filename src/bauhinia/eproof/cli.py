@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bauhinia.eproof.service import EproofError
 from bauhinia.oneshot import run_with_app
 from bauhinia.sdk.monitor import LogMonitor, MonitorState
 from bauhinia.sdk.transparency import LogProofError
@@ -45,6 +48,35 @@ def check_log(data_dir: DataDirOption = None) -> None:
         console.print(f"[red]The log does not check out:[/red] {report.problem}")
         raise typer.Exit(1)
     console.print(f"[green]The log checks out:[/green] {report.entries} entries, every checkpoint and tile matches.")
+
+
+@eproof_app.command("rotate-key")
+def rotate_key(
+    member: Annotated[str, typer.Argument(help="The issuing department's member id, e.g. HK/GOV/TD")],
+    activate_in: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Seconds before the new key signs: verifiers' trust files should fetch it first (a day)."
+        ),
+    ] = 86_400,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Give an issuing department a new signing key, published now and signing from --activate-in; the
+    old one stops signing then and stays published, so what it signed still verifies."""
+
+    async def work(db: Any, state: Any) -> tuple[str, datetime]:
+        rotated: tuple[str, datetime] = await state.eproof.rotate_issuer_key(
+            db, member, timedelta(seconds=activate_in), "operator:cli"
+        )
+        return rotated
+
+    try:
+        kid, start = run_with_app(data_dir, work)
+    except EproofError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from exc
+    signs_from = start.isoformat(timespec="seconds")
+    typer.echo(json.dumps({"member": member, "kid": kid, "signs_from": signs_from, "signing_in_seconds": activate_in}))
 
 
 @eproof_app.command("trust")

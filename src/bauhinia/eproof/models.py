@@ -48,6 +48,9 @@ class IssuerKey(Base):
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
     private_sealed: Mapped[bytes] = mapped_column(LargeBinary(4096))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Published from created_at, signing from active_from (a rotation lets verifiers' trust files fetch
+    # the new key first) until retired_at; published for ever after, as what it signed lives on.
+    active_from: Mapped[datetime] = mapped_column(UTCDateTime())
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 

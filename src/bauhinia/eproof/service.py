@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import Request
 from joserfc.jwk import ECKey, KeySet
 from jsonschema import Draft202012Validator
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -155,25 +155,64 @@ class EproofService:
 
     async def _ensure_issuer_key(self, db: AsyncSession, member_id: str) -> None:
         if await db.scalar(select(IssuerKey.kid).where(IssuerKey.issuer_member_id == member_id)) is None:
-            key = ECKey.generate_key("P-256", auto_kid=True)
-            db.add(
-                IssuerKey(
-                    kid=key.kid,
-                    issuer_member_id=member_id,
-                    public_jwk=key.as_dict(private=False) | {"use": "sig", "alg": "ES256"},
-                    private_sealed=self.keyring.seal(
-                        json.dumps(key.as_dict(private=True)).encode(), _sealing_context(key.kid or "")
-                    ),
-                    created_at=utcnow(),
-                )
-            )
+            self._new_issuer_key(db, member_id, utcnow())
             await db.flush()
 
+    def _new_issuer_key(self, db: AsyncSession, member_id: str, active_from: datetime) -> str:
+        key = ECKey.generate_key("P-256", auto_kid=True)
+        db.add(
+            IssuerKey(
+                kid=key.kid,
+                issuer_member_id=member_id,
+                public_jwk=key.as_dict(private=False) | {"use": "sig", "alg": "ES256"},
+                private_sealed=self.keyring.seal(
+                    json.dumps(key.as_dict(private=True)).encode(), _sealing_context(key.kid or "")
+                ),
+                created_at=utcnow(),
+                active_from=active_from,
+            )
+        )
+        return key.kid or ""
+
+    async def rotate_issuer_key(
+        self, db: AsyncSession, member_id: str, activate_in: timedelta, actor: str
+    ) -> tuple[str, datetime]:
+        """A new signing key for the member, published now and signing from ``now + activate_in``, when
+        the keys it replaces retire (they stay published: what they signed lives on). Committed."""
+        start = utcnow() + activate_in
+        replaced = list(
+            await db.scalars(
+                select(IssuerKey).where(IssuerKey.issuer_member_id == member_id, IssuerKey.retired_at.is_(None))
+            )
+        )
+        if not replaced:
+            raise EproofError(404, f"{member_id} has no issuing key: register a credential type for it first.")
+        for old in replaced:
+            old.retired_at = start
+        kid = self._new_issuer_key(db, member_id, start)
+        await audit.record(
+            db,
+            "eproof.issuer_key_rotated",
+            actor=actor,
+            subject=f"eproof-issuer:{member_id}",
+            data={"kid": kid, "signs_from": start.isoformat(timespec="seconds"), "retires": [k.kid for k in replaced]},
+        )
+        await db.commit()
+        return kid, start
+
     async def issuer_key(self, db: AsyncSession, member_id: str) -> ECKey:
-        """The member's current signing key: looked up every time (a key may be retired, or the table
-        restored), opened once per kid."""
+        """The member's signing key now: looked up every time (a rotation takes effect at its time, in
+        every process, and a restored table is noticed), opened once per kid."""
+        now = utcnow()
         row = await db.scalar(
-            select(IssuerKey).where(IssuerKey.issuer_member_id == member_id, IssuerKey.retired_at.is_(None))
+            select(IssuerKey)
+            .where(
+                IssuerKey.issuer_member_id == member_id,
+                IssuerKey.active_from <= now,
+                or_(IssuerKey.retired_at.is_(None), IssuerKey.retired_at > now),
+            )
+            .order_by(IssuerKey.active_from.desc())
+            .limit(1)
         )
         if row is None:
             raise EproofError(409, f"{member_id} has no issuing key: register a credential type for it first.")
