@@ -125,12 +125,41 @@ async def test_a_rewritten_history_a_shrunk_log_and_another_key_are_caught(
     forked.subtrees[-1] = base64.b64encode(bytes(32)).decode()  # what this monitor saw differs from the log
     with pytest.raises(LogProofError, match="does not extend the 3 entries seen before: the log rewrote its history"):
         await observe(served, forked)
+    same_size = MonitorState(vkey, 4, [base64.b64encode(bytes(32)).decode()])  # a tree of 4 with another root
+    with pytest.raises(LogProofError, match="does not extend the 4 entries seen before"):
+        await observe(served, same_size)
     ahead = MonitorState(vkey, 8, [base64.b64encode(bytes(32)).decode()])
     with pytest.raises(LogProofError, match="the log shrank: its checkpoint has 4 entries, 8 were seen"):
         await observe(served, ahead)
     stranger = NoteSigner("bauhinia.test/eproof", Ed25519PrivateKey.generate()).verifier.vkey
     with pytest.raises(LogProofError, match="no signature"):
         await observe(served, MonitorState(stranger))
+
+
+class NoConsistencyProofs(httpx.HTTPTransport):
+    """A log that will not prove its history: every consistency request is 404."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/consistency"):
+            return httpx.Response(404, json={"title": "Not Found"})
+        return super().handle_request(request)
+
+
+async def test_a_log_that_will_not_prove_its_history_is_said_to_have_rewritten_it(
+    app: FastAPI, departments: Departments, served: InLoopServer
+) -> None:
+    await issue(app, departments, 3)
+    state = MonitorState(await log_vkey(served))
+    await observe(served, state)
+    await issue(app, departments, 1)
+    state.subtrees[-1] = base64.b64encode(bytes(32)).decode()
+
+    def run() -> None:
+        with httpx.Client(transport=NoConsistencyProofs(), timeout=10) as http:
+            LogMonitor(http, f"{served.base_url}/eproof/log", state).observe()
+
+    with pytest.raises(LogProofError, match="the log rewrote its history"):
+        await asyncio.to_thread(run)
 
 
 def test_a_state_that_describes_no_tree_is_refused() -> None:

@@ -113,18 +113,21 @@ class LogMonitor:
         """Either the log rewrote what it had signed (no consistency proof from the old tree), or it
         serves entries other than those it signed."""
         old = self.state.compact_range
+        rewritten = (
+            f"the log's checkpoint of {checkpoint.size} entries does not extend the {old.size} entries seen "
+            "before: the log rewrote its history"
+        )
+        if old.size == checkpoint.size:
+            return rewritten  # the same size with another root
         if old.size:
-            answer = self.http.get(
-                f"{self.log_url}/consistency", params={"from": old.size, "to": checkpoint.size}
-            ).raise_for_status()
-            proof = [base64.b64decode(h) for h in answer.json()["proof"]]
             try:
+                answer = self.http.get(
+                    f"{self.log_url}/consistency", params={"from": old.size, "to": checkpoint.size}
+                ).raise_for_status()
+                proof = [base64.b64decode(h) for h in answer.json()["proof"]]
                 verify_consistency(old.size, checkpoint.size, old.root(), checkpoint.root, proof)
-            except LogProofError:
-                return (
-                    f"the log's checkpoint of {checkpoint.size} entries does not extend the {old.size} entries "
-                    "seen before: the log rewrote its history"
-                )
+            except (LogProofError, httpx.HTTPStatusError, ValueError, KeyError, TypeError):
+                return rewritten
         return f"the entries the log serves do not match its signed checkpoint of {checkpoint.size} entries"
 
     def _get(self, path: str) -> httpx.Response:
