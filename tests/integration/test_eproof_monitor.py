@@ -195,6 +195,24 @@ async def test_the_monitor_command_pins_the_key_then_follows_and_fails_on_a_faul
     assert tampered.exit_code == 1
     assert "The log does not check out" in tampered.output
     assert json.loads(state_file.read_text())["size"] == 3  # unchanged
+    other_trust = tmp_path / "trust.json"
+    other_trust.write_text(
+        json.dumps(
+            {
+                "log_vkey": NoteSigner("x.example/log", Ed25519PrivateKey.generate()).verifier.vkey,
+                "base_url": "",
+                "issuers": {},
+                "status_lists": {},
+                "status_tokens": {},
+                "credential_types": {},
+                "fetched_at": 0,
+            }
+        )
+    )
+    warned = await invoke([*command, "--trust", str(other_trust)], env_for(settings))
+    assert "names another log key than the pinned one" in warned.output
+    too_late = await invoke(["eproof", "rotate-key", "HK/GOV/TD", "--activate-in", str(10**12)], env_for(settings))
+    assert too_late.exit_code == 2  # refused by the option's range, not a traceback
     unreachable = await invoke(["eproof", "monitor", "http://127.0.0.1:9", "--state", str(tmp_path / "x.json")])
     assert unreachable.exit_code == 2
     assert "Could not read the log" in unreachable.output

@@ -125,6 +125,13 @@ async def test_the_log_keeps_only_verifying_cosignatures_by_accepted_witnesses(
     )
     assert again.status_code == 201  # a newer cosignature replaces the older
     assert (await client.get("/eproof/log/checkpoint")).text.count("partner.example.org/witness") == 1
+    replayed = await client.post(
+        "/eproof/log/cosignatures", json={"size": 1, "cosignature": witness.signer.cosignature_line(text, 7)}
+    )
+    assert replayed.status_code == 422  # anyone could otherwise put an older one back
+    assert "not newer" in replayed.json()["detail"]
+    served = (await client.get("/eproof/log/checkpoint")).text
+    assert witness.signer.cosignature_line(text, 8) in served
     await witness.http.aclose()
 
 

@@ -392,7 +392,9 @@ def test_a_checkpoint_with_an_empty_extension_line_is_refused(log_key: NoteSigne
     assert parse_checkpoint(Checkpoint(log_key.name, 7, bytes(32), ("ext one",)).text).extensions == ("ext one",)
 
 
-@pytest.mark.parametrize("size", ["\u00b2", "\u0661\u0662", "07", "+7", " 7", "7 ", "-1", "", "1" * 20])
+@pytest.mark.parametrize(
+    "size", ["\u00b2", "\u0661\u0662", "07", "+7", " 7", "7 ", "-1", "", "1" * 20, str(2**63), "9" * 19]
+)
 def test_a_checkpoint_size_is_plain_ascii_decimal(log_key: NoteSigner, size: str) -> None:
     text = f"{log_key.name}\n{size}\n{base64.b64encode(bytes(32)).decode()}\n"
     with pytest.raises(LogProofError, match="size is not a decimal number"):
@@ -431,10 +433,15 @@ def test_every_signature_line_by_the_known_key_must_verify(log_key: NoteSigner) 
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.binary(max_size=40), max_size=70))
+@given(st.lists(st.binary(max_size=40), min_size=0, max_size=300))
 def test_the_one_pass_tree_root_is_rfc_9162s(entries: list[bytes]) -> None:
     expected = Reference(entries).mth(0, len(entries)) if entries else hashlib.sha256(b"").digest()
     assert tree_root([leaf_hash(e) for e in entries]) == expected
+
+
+def test_a_tree_of_a_thousand_leaves_in_one_call() -> None:
+    entries = [i.to_bytes(4, "big") for i in range(1000)]
+    assert tree_root([leaf_hash(e) for e in entries]) == Reference(entries).mth(0, 1000)
 
 
 def test_an_entry_bundle_reads_back_or_is_refused() -> None:

@@ -64,3 +64,16 @@ def test_a_printed_code_names_the_department_whose_key_signed_it() -> None:
     assert not forged.valid
     unknown = verify(printed_code("HK/GOV/XX", housing), trust, now=NOW)
     assert unknown.outcomes["signature"] == (False, "issuer_mismatch")
+
+
+def test_a_key_published_by_two_departments_speaks_for_neither() -> None:
+    """A key id in two departments' key sets is ambiguous: it must not let one pass as the other."""
+    transport, transport_jwks = department()
+    _, housing_jwks = department()
+    housing_jwks = {"keys": [*housing_jwks["keys"], *transport_jwks["keys"]]}  # type: ignore[misc]
+    for trust in (
+        trust_of({"HK/GOV/TD": transport_jwks, "HK/GOV/HD": housing_jwks}),
+        trust_of({"HK/GOV/HD": housing_jwks, "HK/GOV/TD": transport_jwks}),
+    ):
+        as_housing = verify(printed_code("HK/GOV/HD", transport), trust, now=NOW)
+        assert as_housing.outcomes["signature"] == (False, "unknown_key")

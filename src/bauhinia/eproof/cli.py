@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -56,7 +57,9 @@ def rotate_key(
     activate_in: Annotated[
         int,
         typer.Option(
-            min=0, help="Seconds before the new key signs: verifiers' trust files should fetch it first (a day)."
+            min=0,
+            max=366 * 86_400,
+            help="Seconds before the new key signs: verifiers' trust files should fetch it first (a day).",
         ),
     ] = 86_400,
     data_dir: DataDirOption = None,
@@ -122,7 +125,7 @@ def monitor(
         except (httpx.HTTPError, OSError, ValueError, KeyError, TypeError) as exc:
             console.print(f"[red]Could not read the log or the state at {base}:[/red] {exc}")
             raise typer.Exit(2) from exc
-    state_file.write_text(state.to_json())
+    _write_atomically(state_file, state.to_json())
     new = ", ".join(f"{n} {event}" for event, n in sorted(seen.new_events.items())) or "nothing new"
     size, read = seen.checkpoint.size, seen.checkpoint.size - seen.previous_size
     console.print(
@@ -135,12 +138,22 @@ def _monitor_state(http: httpx.Client, base: str, state_file: Path, trust_file: 
     """The state of earlier runs, or a new one pinning the log's key: from a trust file, else from the
     discovery document on first use (said aloud, as the key is then only as good as that first fetch)."""
     if state_file.exists():
-        return MonitorState.from_json(state_file.read_text())
+        state = MonitorState.from_json(state_file.read_text())
+        if trust_file is not None and Trust.from_json(trust_file.read_text()).log_vkey != state.log_vkey:
+            console.print("[yellow]The trust file names another log key than the pinned one, which stays.[/yellow]")
+        return state
     if trust_file is not None:
         return MonitorState(Trust.from_json(trust_file.read_text()).log_vkey)
     vkey = http.get(f"{base}/.well-known/bauhinia-eproof").raise_for_status().json()["log"]["vkey"]
     console.print(f"Pinned the log's key on first use: {vkey}")
     return MonitorState(str(vkey))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """A crash mid-write leaves the old state, never half of one (which would re-pin the key on first use)."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 def _progress(label: str) -> Progress:

@@ -544,21 +544,39 @@ class EproofService:
             # One line only: a second would be served beside the checkpoint without being checked.
             raise EproofError(422, "A cosignature is one line: '— <witness name> <base64>'.", "cosignature")
         try:
-            checkpoint, _ = verify_checkpoint(note, self.log.signer.verifier)
-            candidate = parse_note(checkpoint.text + "\n" + line + "\n")
+            _, signed = verify_checkpoint(note, self.log.signer.verifier)
+            candidate = parse_note(signed.text + "\n" + line + "\n")  # the very text the log signed
         except LogProofError as exc:
             raise EproofError(422, f"The cosignature is malformed: {exc}", "cosignature") from exc
         for witness in self.witnesses():
             try:
-                verify_cosignature(candidate, witness)
+                cosigned_at = verify_cosignature(candidate, witness)
             except LogProofError:
                 continue
-            await db.execute(delete(Cosignature).where(Cosignature.size == size, Cosignature.witness == witness.name))
-            await self.log.cosign(db, size, witness.name, line + "\n")
+            await self._keep_newest(db, size, signed.text, witness, cosigned_at, line + "\n")
             return witness.name
         raise EproofError(
             422, "The cosignature is not by a witness this log accepts, or does not verify.", "cosignature"
         )
+
+    async def _keep_newest(
+        self, db: AsyncSession, size: int, text: str, witness: NoteVerifier, at: int, line: str
+    ) -> None:
+        """Replace the witness's cosignature of this checkpoint only with a newer one: anyone may submit,
+        so an older line (still valid) must not be put back."""
+        held = await db.scalar(
+            select(Cosignature.signature_line).where(Cosignature.size == size, Cosignature.witness == witness.name)
+        )
+        if held is not None and at <= verify_cosignature(parse_note(f"{text}\n{held}"), witness):
+            raise EproofError(
+                422, "This cosignature is not newer than the one the log holds from that witness.", "cosignature"
+            )
+        await db.execute(delete(Cosignature).where(Cosignature.size == size, Cosignature.witness == witness.name))
+        try:
+            await self.log.cosign(db, size, witness.name, line)
+        except IntegrityError as exc:  # the same witness's line arrived at the same moment
+            await db.rollback()
+            raise EproofError(409, "Another cosignature by this witness arrived at the same moment.") from exc
 
     async def issuer_key_set(self, db: AsyncSession, member_id: str) -> KeySet:
         jwks = (await self.issuer_jwks(db)).get(member_id)

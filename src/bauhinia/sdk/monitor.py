@@ -16,10 +16,12 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 import httpx
 
 from bauhinia.sdk.transparency import (
+    HASH_SIZE,
     TILE_WIDTH,
     Checkpoint,
     CompactRange,
@@ -55,11 +57,31 @@ class MonitorState:
 
     @classmethod
     def from_json(cls, text: str) -> MonitorState:
+        """The state as written by ``to_json``; ``ValueError`` if it does not describe a tree of its size."""
         values = json.loads(text)
-        state = cls(str(values["log_vkey"]), int(values["size"]), list(values["subtrees"]), dict(values["events"]))
-        if state.compact_range.size != state.size or len(state.subtrees) != state.size.bit_count():
+        size, subtrees, events = values.get("size"), values.get("subtrees"), values.get("events", {})
+        if (
+            not isinstance(values.get("log_vkey"), str)
+            or not _is_count(size)
+            or not isinstance(subtrees, list)
+            or len(subtrees) != size.bit_count()
+            or not all(_is_hash(h) for h in subtrees)
+            or not isinstance(events, dict)
+            or not all(isinstance(k, str) and _is_count(n) for k, n in events.items())
+        ):
             raise ValueError("the monitor's state does not describe a tree of its size")
-        return state
+        return cls(values["log_vkey"], size, subtrees, events)
+
+
+def _is_count(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_hash(value: object) -> bool:
+    try:
+        return isinstance(value, str) and len(base64.b64decode(value, validate=True)) == HASH_SIZE
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -90,7 +112,7 @@ class LogMonitor:
             raise LogProofError(f"the log shrank: its checkpoint has {checkpoint.size} entries, {previous} were seen")
         tree, events = self.state.compact_range, Counter[str]()
         for index, entry in self._entries(previous, checkpoint.size, progress):
-            events[_event_of(index, entry)] += 1
+            events[event_of(index, entry)] += 1
             tree.extend([leaf_hash(entry)])
         if tree.root() != checkpoint.root:
             raise LogProofError(self._why_the_root_differs(checkpoint))
@@ -126,25 +148,27 @@ class LogMonitor:
                 ).raise_for_status()
                 proof = [base64.b64decode(h) for h in answer.json()["proof"]]
                 verify_consistency(old.size, checkpoint.size, old.root(), checkpoint.root, proof)
-            except (LogProofError, httpx.HTTPStatusError, ValueError, KeyError, TypeError):
-                return rewritten
+            except (LogProofError, httpx.HTTPError, ValueError, KeyError, TypeError, RecursionError):
+                return rewritten  # the root already fails: a log that will not prove its history gets no benefit
         return f"the entries the log serves do not match its signed checkpoint of {checkpoint.size} entries"
 
     def _get(self, path: str) -> httpx.Response:
         return self.http.get(f"{self.log_url}/{path}").raise_for_status()
 
 
-def _event_of(index: int, entry: bytes) -> str:
-    """The entry's event, if it is an e-Proof log entry that holds nothing but what the log promises."""
+def event_of(index: int, entry: bytes) -> str:
+    """The entry's event, if it is an e-Proof log entry that holds nothing but what the log promises;
+    anything else, however hostile, is a ``LogProofError`` naming the entry."""
     try:
         body = json.loads(entry)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise LogProofError(f"entry {index} is not an e-Proof log entry (not JSON)") from None
     if not isinstance(body, dict):
         raise LogProofError(f"entry {index} is not an e-Proof log entry")
     extra = sorted(set(body) - ENTRY_FIELDS)
     if extra:
         raise LogProofError(f"entry {index} holds fields the log does not promise: {', '.join(extra)}")
-    if body.get("event") not in EVENTS:
+    event = body.get("event")
+    if not isinstance(event, str) or event not in EVENTS:
         raise LogProofError(f"entry {index} names no known event")
-    return str(body["event"])
+    return event

@@ -116,7 +116,8 @@ class CompactRange:
     subtrees: list[bytes] = field(default_factory=list)
 
     def extend(self, leaf_hashes: list[bytes]) -> CompactRange:
-        _check_hashes(leaf_hashes)
+        if any(len(h) != HASH_SIZE for h in leaf_hashes):  # any number of them: this is no proof
+            raise LogProofError("a leaf hash is 32 bytes")
         for node in leaf_hashes:
             merged, size = node, self.size
             while size & 1:  # each trailing 1 bit of the size is a complete subtree the new leaf completes
@@ -350,7 +351,13 @@ def _line(name: str, raw: bytes) -> str:
 
 def is_decimal(text: str) -> bool:
     """A plain ASCII decimal of at most 19 digits (fits a uint63), with no sign or leading zero."""
-    return text.isascii() and text.isdigit() and 0 < len(text) <= 19 and (text == "0" or not text.startswith("0"))
+    return (
+        text.isascii()
+        and text.isdigit()
+        and 0 < len(text) <= 19
+        and (text == "0" or not text.startswith("0"))
+        and int(text) < 2**63
+    )
 
 
 def _valid_name(name: str) -> bool:

@@ -136,13 +136,20 @@ def _unpacked(text: str) -> tuple[str, str | None]:
 
 def _printed(text: str, trust: Trust, moment: int) -> Verdict:
     verdict = Verdict("printed")
-    # Each key is pinned to its department: a code signed by one and naming another is refused.
+    # Each key is pinned to its department: a code signed by one and naming another is refused, and a
+    # key id two departments publish speaks for neither.
     keys: dict[bytes, printed_form.IssuerKey] = {}
+    ambiguous: set[bytes] = set()
     for member, issuer in trust.issuers.items():
         for jwk in issuer["jwks"]["keys"]:
             public = ECKey.import_key(jwk).public_key
             if isinstance(public, ec.EllipticCurvePublicKey):
-                keys[printed_form.key_id(public)] = printed_form.IssuerKey(member, public)
+                kid = printed_form.key_id(public)
+                if kid in keys and keys[kid].issuer != member:
+                    ambiguous.add(kid)
+                keys[kid] = printed_form.IssuerKey(member, public)
+    for kid in ambiguous:
+        del keys[kid]
     try:
         credential = printed_form.decode_printed(text, keys, check_expiry=False)
     except printed_form.PrintedCredentialError as exc:
