@@ -17,7 +17,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bauhinia.sdk.transparency import HASH_SIZE, TILE_HEIGHT, TILE_WIDTH, node_hash, tile_path
+from bauhinia.sdk.transparency import HASH_SIZE, TILE_HEIGHT, TILE_WIDTH, CompactRange, node_hash, tile_path
 
 __all__ = ["TILE_HEIGHT", "TILE_WIDTH", "tile_path"]  # the paths live in the SDK: monitors build them too
 TILE_BYTES = TILE_WIDTH * HASH_SIZE
@@ -102,8 +102,6 @@ def perfect_root(hashes: bytes) -> bytes:
 def root_from_edges(size: int, edges: dict[int, bytes]) -> bytes:
     """The tree's root from its right edge alone: every subtree of its binary decomposition lies in the
     partial tile of the level its height belongs to."""
-    if size == 0:
-        return EMPTY_ROOT
     subtrees = []
     for height in range(size.bit_length() - 1, -1, -1):
         if size >> height & 1:
@@ -112,10 +110,7 @@ def root_from_edges(size: int, edges: dict[int, bytes]) -> bytes:
             edge = edges[level]
             offset = (position % TILE_WIDTH) * HASH_SIZE
             subtrees.append(perfect_root(edge[offset : offset + (HASH_SIZE << rest)]))
-    root = subtrees[-1]
-    for left in reversed(subtrees[:-1]):
-        root = node_hash(left, root)
-    return root
+    return CompactRange(size, subtrees).root()  # the same fold a monitor does over its right edge
 
 
 def edge_tiles(size: int) -> list[tuple[int, int, int]]:
